@@ -1,0 +1,1142 @@
+#!/usr/bin/env python3
+"""healthcheck_sessions: keeps the WhatsApp sessions of a WPPConnect gateway connected.
+
+Run it from cron every 15 minutes, from the folder beside the panel's ``.env``::
+
+    */15 * * * * cd /path/to/panel && python3 healthcheck_sessions.py
+
+Each run lists the gateway's channels (``GET /api/channels``) and, for every channel whose
+status is not ``connected``, calls ``GET /api/channels/<id>/qr``: on a disconnected session
+that call makes WPPConnect try to reconnect from its stored login. A session whose client is
+not running is relaunched with ``POST /api/channels/<id>/start-session``. Nothing is ever
+deleted or recreated: that would throw the login away.
+
+Files written (beside this script unless the settings say otherwise):
+    logs/healthcheck-sessions.log   one line per event, only in runs where something was wrong
+    logs/healthcheck-sessions.lock  keeps two runs from kicking the same sessions at once
+
+Exit status (the monitoring-plugin convention, so Nagios/Icinga/Zabbix can run it too):
+    0 OK        every channel connected; prints nothing unless --verbose
+    1 WARNING   a channel was not connected and every reconnect kick was accepted
+    2 CRITICAL  the gateway failed (unreachable, timeout, non-2xx), a kick failed, a QR was issued
+    3 UNKNOWN   bad settings, an answer outside the contract, another run in progress
+
+Homepage: the project's README. License: MIT.
+"""
+
+__version__ = "1.0.0"
+
+import argparse
+import json
+import os
+import queue
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import quote, urlsplit
+
+import requests
+from dotenv import dotenv_values
+
+###############################################################################
+# Constants ###################################################################
+###############################################################################
+
+#: Monitoring-plugin states; the exit status is the worst one seen.
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+
+PROGRAM = "healthcheck_sessions"
+SCRIPT_DIR = Path(__file__).resolve().parent
+DEFAULT_ENV_FILE = SCRIPT_DIR / ".env"
+DEFAULT_LOG_FILE = Path("logs") / "healthcheck-sessions.log"
+
+#: Timeouts in seconds. The list is slow: the wrapper asks WPPConnect for each session in turn.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_LIST_TIMEOUT = 90.0
+DEFAULT_QR_TIMEOUT = 30.0
+#: A run never lasts longer than this, whatever the gateway does; cron starts the next one at 15 min.
+DEFAULT_DEADLINE = 600.0
+#: Part of the deadline kept back from gateway calls so the report and log still get written.
+DEADLINE_RESERVE_FRACTION = 0.1
+DEADLINE_RESERVE_MAX = 15.0
+#: At most this many reconnect calls at once: each can start a browser on the gateway.
+DEFAULT_WORKERS = 4
+
+#: An answer larger than this is refused unread: no gateway list comes near it.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+#: What is quoted from a gateway's answer is cut to this many characters.
+MAX_QUOTE_CHARS = 200
+
+#: Fields in which the gateway wrappers return the QR image.
+QR_IMAGE_FIELDS = ("qr", "qr_base64", "qrcode", "base64Qrimg", "base64", "base64Image",
+                   "image", "qrcode_base64")
+#: `/qr` statuses that mean the session is up (no scan needed).
+CONNECTED_QR_STATUSES = frozenset({"connected", "islogged", "inchat", "qrreadsuccess"})
+#: `/qr` statuses that mean the session is still launching.
+STARTING_QR_STATUSES = frozenset({"initializing", "starting", "opening", "connecting", "pairing"})
+
+#: Outcomes of a kick, and the state each one stands for.
+OUTCOME_STATES = {
+    "reconnect_requested": WARNING,   # accepted, no QR: WPPConnect reconnects from the stored login
+    "already_connected": WARNING,     # the list was stale; the session answered as connected
+    "starting": WARNING,              # the session is still launching
+    "start_session_requested": WARNING,  # the client was not running and was relaunched
+    "would_reconnect": WARNING,       # --dry-run: computed as if the kick were accepted
+    "qr_issued": CRITICAL,            # the stored login is gone: a person must scan a QR
+    "failed": CRITICAL,               # the kick itself failed
+}
+
+ENV_HELP = """\
+settings (.env beside the script, or --env-file; the environment wins over the file):
+  WPP_GATEWAY_BASE_URL         gateway address, e.g. https://wpp.example.com:8443
+  WPP_GATEWAY_SECRET           sent as X-Gateway-Secret; may be the panel's encrypted form
+  INFRA_SECRET_KEY             the panel's key, to decrypt an encrypted WPP_GATEWAY_SECRET
+  HEALTHCHECK_LOG_FILE         log path (default logs/healthcheck-sessions.log beside the script)
+  HEALTHCHECK_CONNECT_TIMEOUT  seconds to connect (default 10)
+  HEALTHCHECK_LIST_TIMEOUT     seconds for GET /api/channels (default 90)
+  HEALTHCHECK_QR_TIMEOUT       seconds for each reconnect call (default 30)
+  HEALTHCHECK_DEADLINE         seconds a whole run may last (default 600)
+  HEALTHCHECK_WORKERS          reconnect calls at once (default 4)
+  HEALTHCHECK_VERIFY_TLS       true/false: check the gateway's certificate (default true)
+  HEALTHCHECK_CA_BUNDLE        a CA file to trust instead of the system's
+  HEALTHCHECK_EXPECTED_CHANNELS  comma-separated channels that must be listed
+
+exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+"""
+
+###############################################################################
+# Errors ######################################################################
+###############################################################################
+
+
+class HealthcheckError(Exception):
+    """An expected failure: its message says what failed and what to check."""
+
+    def __init__(self, message, state=UNKNOWN):
+        super().__init__(message)
+        self.state = state
+
+
+###############################################################################
+# Text safety #################################################################
+###############################################################################
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def quote_untrusted(value, limit=MAX_QUOTE_CHARS):
+    """Return text from the network as one printable line of bounded length."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = _CONTROL_CHARS.sub("?", text)
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return text
+
+
+class Redactor:
+    """Removes the secrets from any text before it leaves the process."""
+
+    #: A run of this many characters of a secret counts as leaking it.
+    MIN_LEAK = 6
+
+    def __init__(self, secrets: Sequence[str] = ()):
+        self._secrets = [s for s in secrets if s]
+        self._pieces = set()
+        for secret in self._secrets:
+            if len(secret) >= self.MIN_LEAK:
+                self._pieces.update(secret[i:i + self.MIN_LEAK]
+                                    for i in range(len(secret) - self.MIN_LEAK + 1))
+
+    def add(self, *secrets):
+        """Return a redactor that also hides these secrets."""
+        return Redactor(self._secrets + [s for s in secrets if s])
+
+    def __call__(self, text: str) -> str:
+        if not self._secrets:
+            return text
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        if not self._pieces:
+            return text
+        hidden = [False] * len(text)
+        for i in range(len(text) - self.MIN_LEAK + 1):
+            if text[i:i + self.MIN_LEAK] in self._pieces:
+                for j in range(i, i + self.MIN_LEAK):
+                    hidden[j] = True
+        if not any(hidden):
+            return text
+        out, previous = [], False
+        for char, is_hidden in zip(text, hidden):
+            if is_hidden and not previous:
+                out.append("***")
+            elif not is_hidden:
+                out.append(char)
+            previous = is_hidden
+        return "".join(out)
+
+
+###############################################################################
+# Settings ####################################################################
+###############################################################################
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one run needs to know, read from .env and the environment."""
+
+    base_url: str
+    secret: str = field(repr=False)
+    secrets_to_hide: Tuple[str, ...] = field(repr=False)
+    env_file: Path = DEFAULT_ENV_FILE
+    log_file: Path = SCRIPT_DIR / DEFAULT_LOG_FILE
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    list_timeout: float = DEFAULT_LIST_TIMEOUT
+    qr_timeout: float = DEFAULT_QR_TIMEOUT
+    deadline: float = DEFAULT_DEADLINE
+    workers: int = DEFAULT_WORKERS
+    verify_tls: bool = True
+    ca_bundle: Optional[Path] = None
+    expected_channels: Tuple[str, ...] = ()
+
+    @property
+    def lock_file(self) -> Path:
+        """The run lock lives beside the log."""
+        return self.log_file.with_name(self.log_file.stem + ".lock")
+
+
+class _EnvSource:
+    """Values from the environment, then from the .env file, with errors that name both."""
+
+    def __init__(self, env_file: Path, environ, explicit: bool):
+        self.env_file = env_file
+        self.environ = environ
+        self.values: Dict[str, str] = {}
+        if env_file.is_file():
+            try:
+                # interpolate=False: the panel's reader takes values literally.
+                loaded = dotenv_values(env_file, interpolate=False, encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise HealthcheckError(f"cannot read settings file {env_file}: "
+                                       f"{type(exc).__name__}; check its permissions and "
+                                       f"that it is UTF-8 text") from None
+            self.values = {k: v for k, v in loaded.items() if v is not None}
+        elif explicit:
+            raise HealthcheckError(f"settings file {env_file} not found (given with --env-file)")
+
+    def where(self, name: str) -> str:
+        return f"set {name} in {self.env_file} or in the environment"
+
+    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        value = self.environ.get(name, self.values.get(name))
+        if value is None:
+            return default
+        value = value.strip()
+        return value if value else default
+
+    def required(self, name: str, what: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise HealthcheckError(f"{name} is missing or empty: {self.where(name)} ({what})")
+        return value
+
+    def seconds(self, name: str, default: float) -> float:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0 < value < 86400:
+            raise HealthcheckError(f"{name} must be a number of seconds above 0, "
+                                   f"got {quote_untrusted(raw, 40)!r}: {self.where(name)}")
+        return value
+
+    def count(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise HealthcheckError(f"{name} must be a whole number from {low} to {high}, "
+                                   f"got {quote_untrusted(raw, 40)!r}: {self.where(name)}")
+        return int(raw)
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise HealthcheckError(f"{name} must be true or false, got "
+                               f"{quote_untrusted(raw, 40)!r}: {self.where(name)}")
+
+    def path(self, name: str, default: Optional[Path]) -> Optional[Path]:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        path = Path(raw).expanduser()
+        # Relative to the script, not to cron's working directory.
+        return path if path.is_absolute() else SCRIPT_DIR / path
+
+
+def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
+    """Return the run's settings, or raise HealthcheckError naming the bad variable."""
+    environ = os.environ if environ is None else environ
+    source = _EnvSource(env_file or DEFAULT_ENV_FILE, environ, explicit=env_file is not None)
+
+    base_url = source.required("WPP_GATEWAY_BASE_URL", "e.g. https://wpp.example.com:8443")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HealthcheckError("WPP_GATEWAY_BASE_URL must be an http:// or https:// address "
+                               f"with a host, e.g. https://wpp.example.com:8443: "
+                               f"{source.where('WPP_GATEWAY_BASE_URL')}")
+    try:
+        parts.port
+    except ValueError:
+        raise HealthcheckError("WPP_GATEWAY_BASE_URL has a port that is not a number: "
+                               f"{source.where('WPP_GATEWAY_BASE_URL')}") from None
+
+    stored_secret = source.required("WPP_GATEWAY_SECRET", "the gateway secret")
+    infra_key = source.get("INFRA_SECRET_KEY")
+    secret = resolve_secret(stored_secret, infra_key, source.env_file)
+    if not re.fullmatch(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?", secret):
+        raise HealthcheckError("WPP_GATEWAY_SECRET holds characters that cannot be sent in an "
+                               "HTTP header (non-ASCII or control characters): "
+                               f"{source.where('WPP_GATEWAY_SECRET')}")
+
+    ca_bundle = source.path("HEALTHCHECK_CA_BUNDLE", None)
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise HealthcheckError(f"HEALTHCHECK_CA_BUNDLE names {ca_bundle}, which is not a file: "
+                               f"{source.where('HEALTHCHECK_CA_BUNDLE')}")
+    expected = source.get("HEALTHCHECK_EXPECTED_CHANNELS", "")
+
+    return Settings(
+        base_url=base_url.rstrip("/"),
+        secret=secret,
+        secrets_to_hide=tuple(s for s in (secret, stored_secret, infra_key, parts.password) if s),
+        env_file=source.env_file,
+        log_file=source.path("HEALTHCHECK_LOG_FILE", SCRIPT_DIR / DEFAULT_LOG_FILE),
+        connect_timeout=source.seconds("HEALTHCHECK_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+        list_timeout=source.seconds("HEALTHCHECK_LIST_TIMEOUT", DEFAULT_LIST_TIMEOUT),
+        qr_timeout=source.seconds("HEALTHCHECK_QR_TIMEOUT", DEFAULT_QR_TIMEOUT),
+        deadline=source.seconds("HEALTHCHECK_DEADLINE", DEFAULT_DEADLINE),
+        workers=source.count("HEALTHCHECK_WORKERS", DEFAULT_WORKERS, 1, 64),
+        verify_tls=source.flag("HEALTHCHECK_VERIFY_TLS", True),
+        ca_bundle=ca_bundle,
+        expected_channels=tuple(name for name in
+                                (channel_key(n) for n in expected.split(",")) if name),
+    )
+
+
+def is_panel_ciphertext(value: str, infra_key: Optional[str]) -> Optional[bytes]:
+    """Return the raw IV+ciphertext when the panel's rule says `value` is encrypted."""
+    if not infra_key or re.fullmatch(r"[0-9A-Fa-f]{32,}", value):
+        return None  # 32+ hex characters is how the panel stores a plain secret
+    import base64
+    import binascii
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) >= 32 and len(raw) % 16 == 0 else None
+
+
+def resolve_secret(stored: str, infra_key: Optional[str], env_file: Path) -> str:
+    """Return the secret to send: the stored value, or its decryption as the panel does it."""
+    raw = is_panel_ciphertext(stored, infra_key)
+    if raw is None:
+        return stored
+    try:
+        from cryptography.hazmat.primitives import padding
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    except ImportError:
+        raise HealthcheckError("WPP_GATEWAY_SECRET is stored encrypted and the 'cryptography' "
+                               "package is not installed: run  python3 -m pip install "
+                               "cryptography") from None
+    import hashlib
+    key = hashlib.sha256(infra_key.encode("utf-8")).digest()
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(raw[:16])).decryptor()
+    padded = decryptor.update(raw[16:]) + decryptor.finalize()
+    why = "bad padding"
+    try:
+        unpadder = padding.PKCS7(128).unpadder()
+        text = (unpadder.update(padded) + unpadder.finalize()).decode("utf-8")
+        if text.strip() and text.isprintable():
+            return text.strip()
+        why = "the result is not printable text"
+    except ValueError:  # bad padding, or UnicodeDecodeError (a ValueError)
+        pass
+    raise HealthcheckError(f"WPP_GATEWAY_SECRET in {env_file} looks encrypted but does not "
+                           f"decrypt with INFRA_SECRET_KEY ({why}): was INFRA_SECRET_KEY changed "
+                           f"since the secret was saved? Save the secret again in the panel")
+
+
+###############################################################################
+# Gateway client ##############################################################
+###############################################################################
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer from the gateway, read in full (bounded)."""
+
+    status: int
+    content_type: str
+    www_authenticate: str
+    location: str
+    body: bytes
+
+    @property
+    def is_html(self) -> bool:
+        head = self.body[:200].lstrip().lower()
+        return "html" in self.content_type or head.startswith((b"<!doctype", b"<html", b"<"))
+
+    def json(self):
+        """Return the decoded JSON body, or raise ValueError."""
+        return json.loads(self.body.decode("utf-8-sig"))
+
+    def error_text(self) -> Optional[str]:
+        """Return the wrapper's `error`/`message` text, if the body carries one."""
+        try:
+            data = self.json()
+        except ValueError:
+            return None
+        if isinstance(data, dict):
+            for key in ("error", "message"):
+                if isinstance(data.get(key), str) and data[key].strip():
+                    return data[key]
+        return None
+
+
+class GatewayClient:
+    """Talks to the gateway: every call bounded in time and size, never redirected."""
+
+    def __init__(self, settings: Settings, budget_end: float):
+        self.settings = settings
+        self.budget_end = budget_end
+        self.display_url = display_url(settings.base_url)
+        self._session = requests.Session()
+        self._session.headers.update({"X-Gateway-Secret": settings.secret,
+                                      "Accept": "application/json",
+                                      "User-Agent": f"{PROGRAM}/{__version__}"})
+        if not settings.verify_tls:
+            self._session.verify = False
+            import urllib3
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        elif settings.ca_bundle:
+            self._session.verify = str(settings.ca_bundle)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1,
+                                                pool_maxsize=max(settings.workers, 1))
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def list_channels(self) -> Answer:
+        """GET /api/channels."""
+        return self._exchange("GET", "/api/channels", self.settings.list_timeout,
+                              "HEALTHCHECK_LIST_TIMEOUT")
+
+    def request_qr(self, channel_id: str) -> Answer:
+        """GET /api/channels/<id>/qr: on a disconnected session this makes WPPConnect reconnect."""
+        return self._exchange("GET", f"/api/channels/{channel_path(channel_id)}/qr",
+                              self.settings.qr_timeout, "HEALTHCHECK_QR_TIMEOUT")
+
+    def start_session(self, channel_id: str) -> Answer:
+        """POST /api/channels/<id>/start-session: relaunches a CLOSED client from its login."""
+        return self._exchange("POST", f"/api/channels/{channel_path(channel_id)}/start-session",
+                              self.settings.qr_timeout, "HEALTHCHECK_QR_TIMEOUT")
+
+    def _exchange(self, method: str, path: str, timeout: float, timeout_name: str) -> Answer:
+        """Return the answer to one call, or raise HealthcheckError(CRITICAL) saying why not."""
+        left = self.budget_end - time.monotonic()
+        if left <= 0:
+            raise HealthcheckError("deadline: no time left in HEALTHCHECK_DEADLINE", CRITICAL)
+        limit, limit_name = (timeout, timeout_name) if timeout <= left else (
+            left, "HEALTHCHECK_DEADLINE")
+        box: Dict[str, object] = {}
+        # A thread bounds the whole call: requests' timeouts apply to each socket read, so
+        # a server trickling a byte a second would otherwise hold the run forever.
+        worker = threading.Thread(target=self._fetch, args=(box, method, path, limit),
+                                  name=f"{method} {path}", daemon=True)
+        worker.start()
+        worker.join(limit)
+        if worker.is_alive():
+            raise HealthcheckError(f"no complete answer from {self.display_url} within "
+                                   f"{limit:g}s ({limit_name}); the gateway or WPPConnect is "
+                                   f"hung or overloaded", CRITICAL)
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        return box["answer"]  # type: ignore[return-value]
+
+    def _fetch(self, box: dict, method: str, path: str, limit: float) -> None:
+        started = time.monotonic()
+        try:
+            response = self._session.request(
+                method, self.settings.base_url + path, allow_redirects=False, stream=True,
+                timeout=(min(self.settings.connect_timeout, limit), limit))
+            with response:
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                    raise HealthcheckError(self._too_big(), CRITICAL)
+                chunks, size = [], 0
+                for chunk in response.iter_content(64 * 1024):
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        raise HealthcheckError(self._too_big(), CRITICAL)
+                    if time.monotonic() - started > limit:
+                        return  # the caller has given up on this call already
+                    chunks.append(chunk)
+                box["answer"] = Answer(
+                    status=response.status_code,
+                    content_type=response.headers.get("Content-Type", "").lower(),
+                    www_authenticate=response.headers.get("WWW-Authenticate", ""),
+                    location=response.headers.get("Location", ""),
+                    body=b"".join(chunks))
+        except HealthcheckError as exc:
+            box["error"] = exc
+        except requests.RequestException as exc:
+            box["error"] = HealthcheckError(self._describe_transport_error(exc), CRITICAL)
+        except BaseException as exc:  # a bug: re-raised in the caller's thread with its traceback
+            box["error"] = exc
+
+    def _too_big(self) -> str:
+        return (f"{self.display_url} sent an answer over {MAX_BODY_BYTES // 2**20} MB; refused "
+                f"unread: check that WPP_GATEWAY_BASE_URL points at the gateway")
+
+    def _describe_transport_error(self, exc: requests.RequestException) -> str:
+        """Say what failed below HTTP, and what to check."""
+        where = self.display_url
+        chain = _exception_chain_text(exc)
+        if isinstance(exc, requests.exceptions.SSLError):
+            return (f"TLS failure talking to {where}: the certificate was not accepted; "
+                    f"check the gateway's certificate, or point HEALTHCHECK_CA_BUNDLE at the CA "
+                    f"that signed it")
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return (f"timed out connecting to {where} after "
+                    f"{self.settings.connect_timeout:g}s (HEALTHCHECK_CONNECT_TIMEOUT); check "
+                    f"the host, the port and any firewall")
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            return (f"{where} accepted the connection but did not answer in time; the gateway "
+                    f"or WPPConnect is hung or overloaded")
+        if isinstance(exc, requests.exceptions.InvalidHeader):
+            return "the secret cannot be sent as an HTTP header: check WPP_GATEWAY_SECRET"
+        if isinstance(exc, (requests.exceptions.ChunkedEncodingError,
+                            requests.exceptions.ContentDecodingError)):
+            return (f"the connection to {where} broke while the answer was being read; "
+                    f"check the gateway and the proxy in front of it")
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            if any(s in chain for s in ("name or service not known", "nodename nor servname",
+                                        "failed to resolve", "getaddrinfo failed",
+                                        "temporary failure in name resolution",
+                                        "no address associated")):
+                return (f"gateway unreachable: the host name in {where} does not resolve; "
+                        f"check the host in WPP_GATEWAY_BASE_URL and the DNS")
+            if "refused" in chain:
+                return (f"gateway unreachable: connection refused by {where}; check the host and "
+                        f"port in WPP_GATEWAY_BASE_URL and that the gateway is running")
+            if "reset" in chain or "aborted" in chain or "remotedisconnected" in chain:
+                return (f"the connection to {where} was closed before a full answer; check the "
+                        f"gateway and the proxy in front of it")
+            return (f"gateway unreachable at {where}: {type(exc).__name__}; check the host, the "
+                    f"port and the network")
+        return f"request to {where} failed: {type(exc).__name__}"
+
+
+def _exception_chain_text(exc: BaseException) -> str:
+    """Return the lower-cased texts of an exception and its causes, for classification only."""
+    texts, seen = [], set()
+    stack: List[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts.append(f"{type(current).__name__} {current}")
+        stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
+        for linked in (current.__cause__, current.__context__, getattr(current, "reason", None)):
+            if isinstance(linked, BaseException):
+                stack.append(linked)
+    return " ".join(texts).lower()
+
+
+def display_url(url: str) -> str:
+    """Return scheme://host:port of a URL: no credentials, path or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def channel_path(channel_id: str) -> str:
+    """Return a channel id percent-encoded as one path segment (`a/b c` -> `a%2Fb%20c`)."""
+    return quote(channel_id, safe="")
+
+
+def channel_key(name: str) -> str:
+    """Return a channel name as the panel matches it: case and spaces ignored."""
+    return re.sub(r"\s+", "", name).lower()
+
+
+###############################################################################
+# Decision (pure) #############################################################
+###############################################################################
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One channel as the gateway listed it."""
+
+    id: str
+    status: str  # trimmed and lower-cased; "" when the gateway gave none
+
+    @property
+    def connected(self) -> bool:
+        return self.status == "connected"
+
+
+@dataclass(frozen=True)
+class Kick:
+    """What a reconnect attempt on one channel came to."""
+
+    outcome: str
+    detail: str
+
+
+@dataclass
+class Listing:
+    """The channels in a list answer, and what was wrong with the answer itself."""
+
+    channels: List[Channel]
+    problems: List[Tuple[int, str]]
+
+
+def _describe_http_failure(answer: Answer, what: str, base: str) -> str:
+    """Say why a non-2xx answer came, and what to check."""
+    status = answer.status
+    error = answer.error_text()
+    if 300 <= status < 400:
+        target = quote_untrusted(display_url(answer.location) if "://" in answer.location
+                                 else answer.location or "nowhere", 120)
+        return (f"{what}: HTTP {status} redirect to {target}, not followed (it would carry "
+                f"the secret); set WPP_GATEWAY_BASE_URL to the address that answers directly")
+    if status == 401:
+        if "basic" in answer.www_authenticate.lower():
+            return (f"{what}: HTTP 401 with a basic-auth challenge: something in front of /api "
+                    f"(nginx basic auth) wants a password; exempt /api from basic auth")
+        return (f"{what}: HTTP 401, the gateway refused the secret; check WPP_GATEWAY_SECRET "
+                f"(and INFRA_SECRET_KEY if the secret is stored encrypted)")
+    if status == 403:
+        return (f"{what}: HTTP 403 forbidden; check WPP_GATEWAY_SECRET and any IP allow-list "
+                f"in front of the gateway")
+    if error and not answer.is_html:
+        return f"{what}: HTTP {status}, gateway error: {quote_untrusted(error)}"
+    if status == 404:
+        return (f"{what}: HTTP 404 {'HTML page' if answer.is_html else 'not found'}: this is "
+                f"not the gateway's API; is the port in WPP_GATEWAY_BASE_URL right (:8443)?")
+    if status in (502, 503, 504):
+        return (f"{what}: HTTP {status} from the proxy at {base}: the gateway container is "
+                f"down, restarting or too slow; check the gateway and WPPConnect")
+    kind = "an HTML page" if answer.is_html else "no JSON error"
+    return f"{what}: HTTP {status} with {kind}; check the gateway's logs"
+
+
+def parse_listing(answer: Answer, base: str) -> Listing:
+    """Return the channels of a GET /api/channels answer, or raise HealthcheckError."""
+    if not 200 <= answer.status < 300:
+        raise HealthcheckError(_describe_http_failure(answer, "listing channels", base), CRITICAL)
+    if answer.is_html:
+        raise HealthcheckError(f"listing channels: HTTP {answer.status} with an HTML page, not "
+                               f"the gateway's JSON; check WPP_GATEWAY_BASE_URL (the port :8443?)")
+    try:
+        data = answer.json()
+    except ValueError:
+        raise HealthcheckError(f"listing channels: HTTP {answer.status} but the body is not "
+                               f"valid JSON; check the gateway's logs") from None
+    entries = _find_channel_list(data)
+    if entries is None:
+        error = data.get("error") if isinstance(data, dict) else None
+        hint = f", gateway error: {quote_untrusted(error)}" if isinstance(error, str) else ""
+        raise HealthcheckError(f"listing channels: the answer holds no channel list{hint}; "
+                               f"check the gateway version")
+    channels, problems, seen = [], [], set()
+    for position, entry in enumerate(entries, 1):
+        channel_id = _entry_id(entry)
+        if channel_id is None:
+            problems.append((UNKNOWN, f"channel entry #{position} has no usable id, skipped: "
+                                      f"{quote_untrusted(entry, 80)}"))
+            continue
+        if channel_id in seen:
+            continue
+        seen.add(channel_id)
+        status = entry.get("status")
+        channels.append(Channel(channel_id, status.strip().lower()
+                                if isinstance(status, str) else ""))
+    return Listing(channels, problems)
+
+
+def _find_channel_list(data) -> Optional[list]:
+    if isinstance(data, list):
+        return data
+    if not isinstance(data, dict) or data.get("success") is False:
+        return None
+    for holder in (data, data.get("data")):
+        if isinstance(holder, list):
+            return holder
+        if isinstance(holder, dict) and isinstance(holder.get("channels"), list):
+            return holder["channels"]
+    return None
+
+
+def _entry_id(entry) -> Optional[str]:
+    if not isinstance(entry, dict):
+        return None
+    for key in ("id", "name", "channel_id"):
+        value = entry.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def is_not_started(answer: Answer) -> bool:
+    """True when the gateway says the WPPConnect client is not running (CLOSED)."""
+    return b"session not started" in answer.body[:MAX_QUOTE_CHARS * 10].lower()
+
+
+def classify_qr_answer(answer: Answer, base: str) -> Kick:
+    """Return what a /qr answer means for the session (see the gateway contract)."""
+    error = answer.error_text() or ""
+    if answer.status == 500 and "invalid qr code response" in error.lower():
+        # Before a gateway patch, asking a connected session for a QR answered 500.
+        return Kick("already_connected", "the gateway answered as for a connected session")
+    if not 200 <= answer.status < 300:
+        return Kick("failed", _describe_http_failure(answer, "reconnect call", base))
+    try:
+        data = answer.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return Kick("failed", f"reconnect call: HTTP {answer.status} without a JSON object; "
+                              f"check WPP_GATEWAY_BASE_URL")
+    if data.get("success") is False:
+        return Kick("failed", f"reconnect call refused: {quote_untrusted(error or 'no reason')}")
+    holders = [data] + [data[k] for k in ("data", "result") if isinstance(data.get(k), dict)]
+    for holder in holders:
+        for name in QR_IMAGE_FIELDS:
+            if isinstance(holder.get(name), str) and holder[name].strip():
+                return Kick("qr_issued", "the stored login is no longer valid: a person must "
+                                         "scan a new QR code in the panel")
+    statuses = {h.get(k).strip().lower() for h in holders for k in ("status", "state")
+                if isinstance(h.get(k), str)}
+    if statuses & CONNECTED_QR_STATUSES:
+        return Kick("already_connected", "the session answered as connected")
+    if statuses & STARTING_QR_STATUSES:
+        return Kick("starting", "the session is still starting")
+    return Kick("reconnect_requested", "reconnect requested from the stored login")
+
+
+def classify_start_answer(answer: Answer, base: str) -> Kick:
+    """Return what a start-session answer means."""
+    if answer.status == 404:
+        return Kick("failed", "the session is not started and this gateway has no "
+                              "start-session route (HTTP 404): start it from the panel")
+    if not 200 <= answer.status < 300:
+        return Kick("failed", _describe_http_failure(answer, "start-session call", base))
+    try:
+        data = answer.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data.get("success") is False:
+        return Kick("failed", "start-session refused: "
+                              f"{quote_untrusted(answer.error_text() or 'no reason')}")
+    return Kick("start_session_requested", "the session was not started; start-session "
+                                           "requested, it relaunches from the stored login")
+
+
+@dataclass(frozen=True)
+class ChannelReport:
+    """One channel in the report."""
+
+    id: str
+    status: str
+    connected: bool
+    outcome: Optional[str] = None
+    detail: str = ""
+
+    @property
+    def state(self) -> int:
+        return OK if self.outcome is None else OUTCOME_STATES[self.outcome]
+
+
+@dataclass
+class Report:
+    """What one run found and did: the single source of the output, the log and the JSON."""
+
+    channels: List[ChannelReport] = field(default_factory=list)
+    problems: List[Tuple[int, str]] = field(default_factory=list)
+    error: Optional[str] = None
+    error_state: int = OK
+    dry_run: bool = False
+
+    @property
+    def state(self) -> int:
+        return worst_state([self.error_state] + [c.state for c in self.channels]
+                           + [state for state, _ in self.problems])
+
+    def summary(self) -> str:
+        """One line: the error, or how many channels are down and what came of it."""
+        parts = [self.error] if self.error else []
+        down = [c for c in self.channels if not c.connected]
+        if down:
+            names = ", ".join(f"{quote_untrusted(c.id, 60)} ({c.outcome})" for c in down[:10])
+            more = f" and {len(down) - 10} more" if len(down) > 10 else ""
+            parts.append(f"{len(down)} of {len(self.channels)} channels not connected: "
+                         f"{names}{more}")
+        parts.extend(text for state, text in self.problems if state > OK)
+        if not parts:
+            parts.append(f"{len(self.channels)} channels connected")
+        return "; ".join(parts)
+
+    def lines(self) -> List[Tuple[int, str]]:
+        """Return the report as (state, text) lines: the summary, then one per event."""
+        out = [(self.state, f"WHATSAPP SESSIONS {STATE_NAMES[self.state]} - {self.summary()}")]
+        for channel in self.channels:
+            if not channel.connected:
+                status = quote_untrusted(channel.status or "(none)", 40)
+                out.append((channel.state, f"channel {quote_untrusted(channel.id, 80)}: status "
+                                           f"{status}, {channel.outcome}: {channel.detail}"))
+        out.extend(self.problems)
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "state": STATE_NAMES[self.state],
+            "exit_code": self.state,
+            "dry_run": self.dry_run,
+            "error": self.error,
+            "summary": self.summary(),
+            "channels": [{"id": c.id, "status": c.status, "connected": c.connected,
+                          "outcome": c.outcome, "detail": c.detail or None}
+                         for c in self.channels],
+            "problems": [{"state": STATE_NAMES[s], "message": m} for s, m in self.problems],
+        }
+
+
+def worst_state(states) -> int:
+    """Return the state that decides the exit status: the worst one wins."""
+    return max(states, default=OK)
+
+
+def plan_checks(listing: Listing, expected: Sequence[str]) -> Tuple[List[Channel], list]:
+    """Return the channels to kick, and the problems the list itself shows."""
+    problems = list(listing.problems)
+    listed = {channel_key(c.id) for c in listing.channels}
+    missing = [name for name in expected if name not in listed]
+    for name in missing:
+        problems.append((CRITICAL, f"expected channel {quote_untrusted(name, 80)} is missing "
+                                   f"from the gateway's list: recreate it in the panel"))
+    if not listing.channels and not expected:
+        problems.append((UNKNOWN, "the gateway lists no channels at all: it may have lost its "
+                                  "sessions; set HEALTHCHECK_EXPECTED_CHANNELS to make this "
+                                  "critical"))
+    return [c for c in listing.channels if not c.connected], problems
+
+
+###############################################################################
+# Effects #####################################################################
+###############################################################################
+
+
+def kick_channel(client: GatewayClient, channel: Channel) -> Kick:
+    """Ask the gateway to reconnect one channel; never raises for a gateway failure."""
+    try:
+        answer = client.request_qr(channel.id)
+        if not is_not_started(answer):
+            return classify_qr_answer(answer, client.display_url)
+        # /qr alone cannot revive a CLOSED client; start-session relaunches it from its login.
+        return classify_start_answer(client.start_session(channel.id), client.display_url)
+    except HealthcheckError as exc:
+        return Kick("failed", str(exc))
+
+
+def run_bounded(tasks: Sequence[Callable[[], object]], workers: int,
+                budget_end: float) -> List[Optional[object]]:
+    """Run tasks on at most `workers` threads; return results in order, None where time ran out."""
+    results: List[Optional[object]] = [None] * len(tasks)
+    pending: "queue.Queue[int]" = queue.Queue()
+    for index in range(len(tasks)):
+        pending.put(index)
+    finished: "queue.Queue[Tuple[int, object, Optional[BaseException]]]" = queue.Queue()
+
+    def work():
+        while time.monotonic() < budget_end:
+            try:
+                index = pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                finished.put((index, tasks[index](), None))
+            except BaseException as exc:  # a bug: re-raised below in the main thread
+                finished.put((index, None, exc))
+
+    # Daemon threads: a call stuck past the deadline must not keep the process alive.
+    for number in range(min(workers, len(tasks))):
+        threading.Thread(target=work, name=f"kick-{number}", daemon=True).start()
+    for _ in range(len(tasks)):
+        try:
+            index, result, bug = finished.get(timeout=max(budget_end - time.monotonic(), 0))
+        except queue.Empty:
+            break
+        if bug is not None:
+            raise bug
+        results[index] = result
+    return results
+
+
+def kick_all(client: GatewayClient, channels: List[Channel], workers: int,
+             budget_end: float) -> List[Kick]:
+    """Kick every channel, at most `workers` at once; in the channels' order."""
+    tasks = [lambda c=c: kick_channel(client, c) for c in channels]
+    results = run_bounded(tasks, workers, budget_end)
+    return [r if isinstance(r, Kick) else Kick("failed", "deadline: no time left in "
+                                               "HEALTHCHECK_DEADLINE for this call")
+            for r in results]
+
+
+def check_gateway(settings: Settings, dry_run: bool, budget_end: float) -> Report:
+    """List the channels and kick those not connected; gateway failures land in the report."""
+    report = Report(dry_run=dry_run)
+    client = GatewayClient(settings, budget_end)
+    try:
+        listing = parse_listing(client.list_channels(), client.display_url)
+    except HealthcheckError as exc:
+        report.error, report.error_state = str(exc), exc.state
+        return report
+    to_kick, report.problems = plan_checks(listing, settings.expected_channels)
+    if dry_run:
+        kicks = [Kick("would_reconnect", "dry run: no reconnect call made") for _ in to_kick]
+    else:
+        kicks = kick_all(client, to_kick, settings.workers, budget_end)
+    outcome = {c.id: k for c, k in zip(to_kick, kicks)}
+    for channel in listing.channels:
+        kick = outcome.get(channel.id)
+        report.channels.append(ChannelReport(channel.id, channel.status, channel.connected,
+                                             kick.outcome if kick else None,
+                                             kick.detail if kick else ""))
+    return report
+
+
+class RunLock:
+    """An exclusive, non-blocking lock on a file beside the log, held for the whole run."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._handle = None
+
+    def acquire(self) -> bool:
+        """Return False when another run holds the lock; raise OSError when it cannot be made."""
+        import fcntl
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing drops the flock
+            self._handle = None
+
+
+def log_timestamp(now: Optional[datetime] = None) -> str:
+    """Local time with its UTC offset, e.g. 2026-02-09T14:30:00-03:00."""
+    return (now or datetime.now()).astimezone().isoformat(timespec="seconds")
+
+
+def append_log(path: Path, run_id: str, lines: List[Tuple[int, str]]) -> None:
+    """Append one line per event, each with a timestamp, a level and the run id."""
+    stamp = log_timestamp()
+    text = "".join(f"{stamp} {STATE_NAMES[state]:<8} [{PROGRAM} run={run_id}] {message}\n"
+                   for state, message in lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One write in append mode: lines of concurrent writers never interleave mid-line.
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def is_same_file(stream, path: Path) -> bool:
+    """True when `stream` is the file at `path` (cron's `>> log 2>&1`)."""
+    try:
+        mine, theirs = os.fstat(stream.fileno()), os.stat(path)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
+###############################################################################
+# CLI #########################################################################
+###############################################################################
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise HealthcheckError(f"bad command line: {message} (see --help)")
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """Return the parsed command line; a bad one raises HealthcheckError."""
+    parser = _ArgumentParser(
+        prog="healthcheck_sessions.py",
+        description="Reconnects the WhatsApp sessions of a WPPConnect gateway that are not "
+                    "connected. Silent and exit 0 when all are connected.",
+        epilog=ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check and report, but make no reconnect call and write nothing")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object instead of text")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="also report when every channel is connected")
+    parser.add_argument("--env-file", type=Path, metavar="PATH",
+                        help=f"settings file (default: {DEFAULT_ENV_FILE})")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def _new_run_id() -> str:
+    return os.urandom(4).hex()
+
+
+class _Output:
+    """Writes the report to stdout, warnings to stderr and events to the log, all redacted."""
+
+    def __init__(self, as_json: bool, verbose: bool, redact: Redactor):
+        self.as_json = as_json
+        self.verbose = verbose
+        self.redact = redact
+        self.warnings: List[str] = []
+
+    def warn(self, message: str) -> None:
+        """A line on stderr now (cron mails it), kept for the log too."""
+        self.warnings.append(message)
+        print(self.redact(f"{PROGRAM}: {message}"), file=sys.stderr, flush=True)
+
+    def report(self, report: Report, stdout_is_log: bool) -> None:
+        if self.as_json:
+            # Redact each string before encoding: JSON escaping could hide a secret from it.
+            print(json.dumps(_redact_tree(report.to_json(), self.redact), ensure_ascii=False),
+                  flush=True)
+            return
+        if report.state == OK and not self.verbose:
+            return  # cron mails any output: a healthy run stays silent
+        if stdout_is_log and report.state != OK:
+            return  # the same events were just appended to the log
+        lines = report.lines()
+        if report.state == OK:
+            lines += [(OK, f"channel {quote_untrusted(c.id, 80)}: connected")
+                      for c in report.channels]
+        print(self.redact("\n".join(text for _, text in lines)), flush=True)
+
+
+def _redact_tree(value, redact: Redactor):
+    """Return a JSON-ready value with every string redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_tree(v, redact) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_tree(v, redact) for k, v in value.items()}
+    return value
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one check; return the exit status."""
+    run_id = _new_run_id()
+    started = time.monotonic()
+    raw_args = list(sys.argv[1:] if argv is None else argv)
+    output = _Output("--json" in raw_args, verbose=False, redact=Redactor())
+    args = None
+    try:
+        args = parse_args(raw_args)
+        output.verbose = args.verbose
+        settings = load_settings(args.env_file)
+    except HealthcheckError as exc:
+        report = Report(error=str(exc), error_state=exc.state, dry_run="--dry-run" in raw_args)
+        # No settings, so the log named in them may be unknown: log where it most likely is.
+        fallback = Settings(base_url="", secret="", secrets_to_hide=(),
+                            log_file=_log_file_hint(args.env_file if args else None))
+        _finish(report, fallback, run_id, output)
+        return report.state
+    output.redact = Redactor(settings.secrets_to_hide)
+    if not settings.verify_tls:
+        output.warn("TLS certificate checking is OFF (HEALTHCHECK_VERIFY_TLS=false): anyone on "
+                    "the path can read the gateway secret; set HEALTHCHECK_CA_BUNDLE instead")
+
+    reserve = min(settings.deadline * DEADLINE_RESERVE_FRACTION, DEADLINE_RESERVE_MAX)
+    budget_end = started + settings.deadline - reserve
+    lock = RunLock(settings.lock_file)
+    lock_problem = None
+    if not args.dry_run:
+        try:
+            if not lock.acquire():
+                report = Report(error="another run is in progress (it holds "
+                                      f"{settings.lock_file}); this run made no gateway call",
+                                error_state=UNKNOWN)
+                _finish(report, settings, run_id, output)
+                return report.state
+        except OSError as exc:
+            # The repair matters more than the lock: go on, and make the run UNKNOWN.
+            lock_problem = (f"cannot create the lock file {settings.lock_file} "
+                            f"({exc.strerror or type(exc).__name__}): check that the log folder "
+                            f"is writable, or set HEALTHCHECK_LOG_FILE")
+    try:
+        report = check_gateway(settings, args.dry_run, budget_end)
+        if lock_problem:
+            report.problems.append((UNKNOWN, lock_problem))
+        _finish(report, settings, run_id, output)
+        return report.state
+    finally:
+        lock.release()
+
+
+def _log_file_hint(env_file: Optional[Path]) -> Path:
+    """Return the log path the settings name, or the default when they cannot be read."""
+    default = SCRIPT_DIR / DEFAULT_LOG_FILE
+    try:
+        source = _EnvSource(env_file or DEFAULT_ENV_FILE, os.environ, explicit=False)
+        return source.path("HEALTHCHECK_LOG_FILE", default) or default
+    except HealthcheckError:
+        return default
+
+
+def _finish(report: Report, settings: Settings, run_id: str, output: _Output) -> None:
+    """Write the log (when something is wrong) and print the report."""
+    stdout_is_log = False
+    if report.state != OK and not report.dry_run:
+        lines = report.lines() + [(WARNING, w) for w in output.warnings]
+        redacted = [(state, output.redact(text)) for state, text in lines]
+        try:
+            append_log(settings.log_file, run_id, redacted)
+            stdout_is_log = is_same_file(sys.stdout, settings.log_file)
+        except OSError as exc:
+            message = (f"cannot write the log file {settings.log_file} "
+                       f"({exc.strerror or type(exc).__name__}): check the folder's owner and "
+                       f"permissions, or set HEALTHCHECK_LOG_FILE")
+            report.problems.append((UNKNOWN, message))
+            print(output.redact(f"{PROGRAM}: {message}"), file=sys.stderr, flush=True)
+    output.report(report, stdout_is_log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Fixtures: a real gateway simulator on 127.0.0.1, and the real script run as cron runs it."""
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from gateway_simulator import GatewaySimulator
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "healthcheck_sessions.py"
+SECRET = "s3cr3t-Gateway-Token-4242"
+
+#: Short timeouts so a hung fault costs seconds, not minutes.
+FAST_SETTINGS = {
+    "HEALTHCHECK_CONNECT_TIMEOUT": "2",
+    "HEALTHCHECK_LIST_TIMEOUT": "3",
+    "HEALTHCHECK_QR_TIMEOUT": "3",
+    "HEALTHCHECK_DEADLINE": "20",
+}
+
+
+@dataclass
+class Run:
+    """What one run of the script left behind."""
+
+    code: int
+    stdout: str
+    stderr: str
+    home: Path
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "logs" / "healthcheck-sessions.log"
+
+    @property
+    def log(self) -> str:
+        return self.log_file.read_text(encoding="utf-8") if self.log_file.exists() else ""
+
+    @property
+    def first_line(self) -> str:
+        return self.stdout.splitlines()[0] if self.stdout else ""
+
+    def everything(self) -> str:
+        """All the run printed and wrote, for secret checks."""
+        texts = [self.stdout, self.stderr]
+        for path in self.home.rglob("*"):
+            if path.is_file() and path.name not in ("healthcheck_sessions.py", ".env"):
+                texts.append(path.read_text(encoding="utf-8", errors="replace"))
+        return "\n".join(texts)
+
+
+@pytest.fixture
+def gateway():
+    """A running gateway simulator with the operator's two channels, both connected."""
+    sim = GatewaySimulator(secret=SECRET)
+    sim.add_channel("pixel12digital", "connected")
+    sim.add_channel("imobsites", "connected")
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+def write_env(path: Path, values: Dict[str, str]) -> None:
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A folder holding a copy of the script, as an operator would lay it next to the panel."""
+    folder = tmp_path / "panel"
+    folder.mkdir()
+    shutil.copy(SCRIPT, folder / "healthcheck_sessions.py")
+    return folder
+
+
+@pytest.fixture
+def run_check(home, gateway, tmp_path):
+    """Run the script once as a subprocess, with its own .env; returns a Run."""
+
+    def run(*args: str, env: Optional[Dict[str, str]] = None, environ: Optional[Dict] = None,
+            write_dotenv: bool = True, timeout: float = 60, cwd: Optional[Path] = None,
+            stdout=None) -> Run:
+        values = {"WPP_GATEWAY_BASE_URL": gateway.url, "WPP_GATEWAY_SECRET": SECRET}
+        values.update(FAST_SETTINGS)
+        values.update(env or {})
+        values = {k: v for k, v in values.items() if v is not None}
+        if write_dotenv:
+            write_env(home / ".env", values)
+        process_env = {k: v for k, v in os.environ.items()
+                       if not k.startswith(("WPP_", "HEALTHCHECK_", "INFRA_"))}
+        process_env.update(environ or {})
+        cwd = cwd or tmp_path  # never the script's folder: cron's cwd is not reliable
+        command: List[str] = [sys.executable, str(home / "healthcheck_sessions.py"), *args]
+        if stdout is not None:
+            done = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd,
+                                  env=process_env, timeout=timeout, text=True)
+            return Run(done.returncode, "", done.stderr, home)
+        done = subprocess.run(command, capture_output=True, cwd=cwd, env=process_env,
+                              timeout=timeout, text=True)
+        return Run(done.returncode, done.stdout, done.stderr, home)
+
+    return run

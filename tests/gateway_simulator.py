@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""A WhatsApp gateway simulator that answers as the real gateway-wrapper does, faults included.
+
+It implements the gateway contract (GET /api/channels, GET /api/channels/<id>/qr,
+POST /api/channels/<id>/start-session, the X-Gateway-Secret check) on a real HTTP server, so
+healthcheck_sessions.py can be run against it exactly as cron runs it against the real one.
+
+By hand:
+    python3 tests/gateway_simulator.py --port 8443 --secret demo \\
+        --channel pixel12digital=connected --channel imobsites=disconnected
+
+Each --channel is ID=STATUS[:ON_KICK]; ON_KICK is what the session does when kicked (see KICK_BEHAVIOURS).
+Tests use the GatewaySimulator class directly: set channels, faults and latency, read `requests`.
+"""
+
+import argparse
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Dict, List, Optional
+from urllib.parse import unquote
+
+#: What a session does when its /qr is called.
+KICK_BEHAVIOURS = {
+    "reconnect": "200 {success: true}; the session becomes connected (login still valid)",
+    "qr": "200 with a QR image; the session stays qr_required (a person must scan)",
+    "starting": "200 with qr null and status INITIALIZING",
+    "connected": "200 with qr null and status CONNECTED",
+    "connected_500": "HTTP 500 'Invalid QR code response' (a connected session, pre-patch gateway)",
+    "not_started": "500 'Session not started'; start-session makes it connected",
+    "stay_down": "200 {success: true} but the session stays disconnected",
+}
+
+QR_DATA_URL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+HTML_PAGES = {
+    401: "<html><head><title>401 Authorization Required</title></head><body><center><h1>401 Authorization Required</h1></center><hr><center>nginx</center></body></html>",
+    404: "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr><center>nginx</center></body></html>",
+    500: "<!DOCTYPE html><html><body><h1>500 Internal Server Error</h1></body></html>",
+    502: "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>",
+    504: "<html><head><title>504 Gateway Time-out</title></head><body><center><h1>504 Gateway Time-out</h1></center><hr><center>nginx</center></body></html>",
+}
+
+
+class Fault:
+    """A canned misbehaviour for one endpoint ("list", "qr" or "start")."""
+
+    def __init__(self, kind: str, status: int = 200, body=b"", content_type="application/json",
+                 headers: Optional[Dict[str, str]] = None, channel: Optional[str] = None,
+                 interval: float = 1.0, size: int = 0, times: Optional[int] = None):
+        self.kind = kind            # response | hang | trickle | reset | big
+        self.status = status
+        self.body = body.encode("utf-8") if isinstance(body, str) else body
+        self.content_type = content_type
+        self.headers = headers or {}
+        self.channel = channel      # only for this channel (qr/start), None for all
+        self.interval = interval    # trickle: seconds between bytes
+        self.size = size            # big: body size in bytes
+        self.times = times          # how many requests it applies to; None for all
+
+
+def html_fault(status: int, **kw) -> Fault:
+    return Fault("response", status, HTML_PAGES.get(status, HTML_PAGES[500]), "text/html", **kw)
+
+
+def json_fault(status: int, payload, **kw) -> Fault:
+    return Fault("response", status, json.dumps(payload), "application/json", **kw)
+
+
+class GatewaySimulator:
+    """A real HTTP server on 127.0.0.1 that behaves like the gateway-wrapper."""
+
+    def __init__(self, secret: str = "test-secret-0123456789", host: str = "127.0.0.1",
+                 port: int = 0):
+        self.secret = secret
+        self.channels: Dict[str, Dict[str, str]] = {}
+        self.faults: Dict[str, List[Fault]] = {}
+        self.latency = {"list": 0.0, "qr": 0.0, "start": 0.0}
+        self.list_shape = "channels"      # channels | data | bare
+        self.id_field = "id"              # id | name | channel_id
+        self.start_session_route = True
+        self.raw_list: Optional[object] = None  # when set, served as the list's JSON as it is
+        self.requests: List[dict] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: Optional[threading.Thread] = None
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def add_channel(self, channel_id: str, status: str = "connected", on_kick: str = "reconnect"):
+        if on_kick not in KICK_BEHAVIOURS:
+            raise ValueError(f"unknown kick behaviour {on_kick!r}")
+        self.channels[channel_id] = {"status": status, "on_kick": on_kick}
+        return self
+
+    def set_fault(self, endpoint: str, fault: Fault):
+        self.faults.setdefault(endpoint, []).append(fault)
+        return self
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self):
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+                                        kwargs={"poll_interval": 0.05})
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- what was received ----------------------------------------------------------------------
+    def count(self, endpoint: str) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if r["endpoint"] == endpoint)
+
+    def calls(self, endpoint: str) -> List[dict]:
+        with self._lock:
+            return [r for r in self.requests if r["endpoint"] == endpoint]
+
+    # -- behaviour ------------------------------------------------------------------------------
+    def _take_fault(self, endpoint: str, channel: Optional[str]) -> Optional[Fault]:
+        with self._lock:
+            for fault in self.faults.get(endpoint, []):
+                if fault.channel is not None and fault.channel != channel:
+                    continue
+                if fault.times is not None:
+                    if fault.times <= 0:
+                        continue
+                    fault.times -= 1
+                return fault
+        return None
+
+    def _list_payload(self):
+        if self.raw_list is not None:
+            return self.raw_list
+        with self._lock:
+            entries = [{self.id_field: cid, "status": ch["status"]}
+                       for cid, ch in self.channels.items()]
+        if self.list_shape == "bare":
+            return entries
+        if self.list_shape == "data":
+            return {"success": True, "data": {"channels": entries}}
+        return {"success": True, "channels": entries, "total": len(entries)}
+
+    def _kick(self, channel_id: str):
+        """Return (status, payload) for /qr, changing the session as WPPConnect would."""
+        with self._lock:
+            channel = self.channels.get(channel_id)
+            if channel is None:
+                return 404, {"success": False, "error": "Canal não encontrado"}
+            behaviour = channel["on_kick"]
+            if channel["status"] == "connected" and behaviour != "connected_500":
+                return 200, {"success": True, "qr": None, "status": "CONNECTED",
+                             "message": "Session already connected"}
+            if behaviour == "reconnect":
+                channel["status"] = "connected"
+                return 200, {"success": True}
+            if behaviour == "qr":
+                channel["status"] = "qr_required"
+                return 200, {"success": True, "qr": QR_DATA_URL}
+            if behaviour == "starting":
+                return 200, {"success": True, "qr": None, "status": "INITIALIZING"}
+            if behaviour == "connected":
+                return 200, {"success": True, "qr": None, "status": "CONNECTED"}
+            if behaviour == "connected_500":
+                return 500, {"success": False, "error": "WPPConnect getQRCode failed: "
+                                                        "Invalid QR code response from server"}
+            if behaviour == "not_started":
+                return 500, {"success": False, "error": "Session not started. Please, use the "
+                                                        "/start-session route, for "
+                                                        "initialization your session"}
+            return 200, {"success": True}  # stay_down
+
+    def _start_session(self, channel_id: str):
+        with self._lock:
+            channel = self.channels.get(channel_id)
+            if channel is None:
+                return 404, {"success": False, "error": "Canal não encontrado"}
+            channel["status"] = "connected"
+            channel["on_kick"] = "reconnect"
+            return 200, {"success": True, "status": "starting"}
+
+    def _handler_class(self):
+        simulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet: tests read `requests` instead
+                pass
+
+            def do_GET(self):
+                self._route("GET")
+
+            def do_POST(self):
+                self._route("POST")
+
+            def do_DELETE(self):
+                self._route("DELETE")
+
+            def _route(self, method: str):
+                path = self.path.split("?", 1)[0]
+                parts = path.strip("/").split("/")
+                endpoint, channel = "other", None
+                if method == "GET" and parts == ["api", "channels"]:
+                    endpoint = "list"
+                elif len(parts) == 4 and parts[:2] == ["api", "channels"]:
+                    channel = unquote(parts[2])
+                    if method == "GET" and parts[3] == "qr":
+                        endpoint = "qr"
+                    elif method == "POST" and parts[3] == "start-session":
+                        endpoint = "start"
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                with simulator._lock:
+                    simulator.requests.append({"method": method, "path": self.path,
+                                               "endpoint": endpoint, "channel": channel,
+                                               "headers": dict(self.headers),
+                                               "at": time.monotonic()})
+                if endpoint in simulator.latency and simulator.latency[endpoint]:
+                    time.sleep(simulator.latency[endpoint])
+                fault = simulator._take_fault(endpoint, channel)
+                if fault is not None:
+                    return self._fault(fault)
+                secret = self.headers.get("X-Gateway-Secret")
+                if secret is None:
+                    return self._json(401, {"success": False,
+                                            "error": "Missing X-Gateway-Secret header"})
+                if secret != simulator.secret:
+                    return self._json(401, {"success": False, "error": "Unauthorized"})
+                if endpoint == "list":
+                    return self._json(200, simulator._list_payload())
+                if endpoint == "qr":
+                    return self._json(*simulator._kick(channel))
+                if endpoint == "start" and simulator.start_session_route:
+                    return self._json(*simulator._start_session(channel))
+                body = f"Cannot {method} {self.path}".encode()
+                self._send(404, body, "text/html")
+
+            def _json(self, status: int, payload):
+                self._send(status, json.dumps(payload).encode("utf-8"), "application/json")
+
+            def _send(self, status: int, body: bytes, content_type: str, headers=None):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _fault(self, fault: Fault):
+                if fault.kind == "response":
+                    return self._send(fault.status, fault.body, fault.content_type, fault.headers)
+                if fault.kind == "hang":
+                    simulator._stopping.wait(120)
+                    self.close_connection = True
+                    return
+                if fault.kind == "trickle":
+                    self.send_response(fault.status)
+                    self.send_header("Content-Type", fault.content_type)
+                    self.send_header("Content-Length", str(len(fault.body)))
+                    self.end_headers()
+                    self.wfile.flush()
+                    for byte in fault.body:
+                        if simulator._stopping.wait(fault.interval):
+                            break
+                        try:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                        except OSError:
+                            break
+                    self.close_connection = True
+                    return
+                if fault.kind == "reset":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    self.wfile.write(b'{"success": true, "channels": [{"id": "a", "sta')
+                    self.wfile.flush()
+                    # SO_LINGER 0: close with a TCP reset instead of a clean FIN.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    return
+                if fault.kind == "big":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    if fault.headers.get("declare_length", "yes") == "yes":
+                        self.send_header("Content-Length", str(fault.size))
+                    self.end_headers()
+                    block = b" " * 65536
+                    sent = 0
+                    try:
+                        while sent < fault.size:
+                            self.wfile.write(block[:fault.size - sent])
+                            sent += len(block)
+                    except OSError:
+                        pass
+                    self.close_connection = True
+                    return
+                raise ValueError(f"unknown fault kind {fault.kind}")
+
+        return Handler
+
+
+def _parse_channel(spec: str):
+    name, _, rest = spec.partition("=")
+    status, _, on_kick = rest.partition(":")
+    return name, status or "connected", on_kick or "reconnect"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Run the WhatsApp gateway simulator.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--secret", default="test-secret-0123456789")
+    parser.add_argument("--channel", action="append", default=[], metavar="ID=STATUS[:ON_KICK]",
+                        help=f"a channel; ON_KICK is one of {', '.join(KICK_BEHAVIOURS)}")
+    parser.add_argument("--list-latency", type=float, default=0.0)
+    parser.add_argument("--kick-latency", type=float, default=0.0)
+    parser.add_argument("--port-file", help="write the port here once listening")
+    args = parser.parse_args(argv)
+    sim = GatewaySimulator(args.secret, args.host, args.port)
+    for spec in args.channel or ["pixel12digital=connected", "imobsites=disconnected"]:
+        sim.add_channel(*_parse_channel(spec))
+    sim.latency.update(list=args.list_latency, qr=args.kick_latency, start=args.kick_latency)
+    if args.port_file:
+        with open(args.port_file, "w") as handle:
+            handle.write(str(sim._server.server_address[1]))
+    print(f"gateway simulator on {sim.url} (secret {args.secret!r}); Ctrl-C stops it",
+          file=sys.stderr, flush=True)
+    try:
+        sim._server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
