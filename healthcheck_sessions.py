@@ -464,19 +464,20 @@ class GatewayClient:
         box: Dict[str, object] = {}
         # A thread bounds the whole call: requests' timeouts apply to each socket read, so
         # a server trickling a byte a second would otherwise hold the run forever.
-        worker = threading.Thread(target=self._fetch, args=(box, method, path, limit),
+        too_slow = (f"no complete answer from {self.display_url} within {limit:g}s "
+                    f"({limit_name}); the gateway or WPPConnect is hung or overloaded")
+        worker = threading.Thread(target=self._fetch,
+                                  args=(box, method, path, limit, too_slow),
                                   name=f"{method} {path}", daemon=True)
         worker.start()
         worker.join(limit)
         if worker.is_alive():
-            raise HealthcheckError(f"no complete answer from {self.display_url} within "
-                                   f"{limit:g}s ({limit_name}); the gateway or WPPConnect is "
-                                   f"hung or overloaded", CRITICAL)
+            raise HealthcheckError(too_slow, CRITICAL)
         if "error" in box:
             raise box["error"]  # type: ignore[misc]
         return box["answer"]  # type: ignore[return-value]
 
-    def _fetch(self, box: dict, method: str, path: str, limit: float) -> None:
+    def _fetch(self, box: dict, method: str, path: str, limit: float, too_slow: str) -> None:
         started = time.monotonic()
         try:
             response = self._session.request(
@@ -502,6 +503,8 @@ class GatewayClient:
                     body=b"".join(chunks))
         except HealthcheckError as exc:
             box["error"] = exc
+        except requests.exceptions.ReadTimeout:
+            box["error"] = HealthcheckError(too_slow, CRITICAL)
         except requests.RequestException as exc:
             box["error"] = HealthcheckError(self._describe_transport_error(exc), CRITICAL)
         except BaseException as exc:  # a bug: re-raised in the caller's thread with its traceback
@@ -523,9 +526,6 @@ class GatewayClient:
             return (f"timed out connecting to {where} after "
                     f"{self.settings.connect_timeout:g}s (HEALTHCHECK_CONNECT_TIMEOUT); check "
                     f"the host, the port and any firewall")
-        if isinstance(exc, requests.exceptions.ReadTimeout):
-            return (f"{where} accepted the connection but did not answer in time; the gateway "
-                    f"or WPPConnect is hung or overloaded")
         if isinstance(exc, requests.exceptions.InvalidHeader):
             return "the secret cannot be sent as an HTTP header: check WPP_GATEWAY_SECRET"
         if isinstance(exc, (requests.exceptions.ChunkedEncodingError,
@@ -800,7 +800,10 @@ class Report:
             more = f" and {len(down) - 10} more" if len(down) > 10 else ""
             parts.append(f"{len(down)} of {len(self.channels)} channels not connected: "
                          f"{names}{more}")
-        parts.extend(text for state, text in self.problems if state > OK)
+        problems = [text for state, text in self.problems if state > OK]
+        if problems:
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            parts.append(problems[0] + more)
         if not parts:
             parts.append(f"{len(self.channels)} channels connected")
         return "; ".join(parts)
