@@ -143,7 +143,7 @@ class Redactor:
     """Removes the secrets from any text before it leaves the process."""
 
     #: A run of this many characters of a secret counts as leaking it.
-    MIN_LEAK = 6
+    MIN_LEAK = 8
 
     def __init__(self, secrets: Sequence[str] = ()):
         self._secrets = [s for s in secrets if s]

@@ -14,7 +14,7 @@ from gateway_simulator import GatewaySimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "healthcheck_sessions.py"
-SECRET = "s3cr3t-Gateway-Token-4242"
+SECRET = "s3cr3t-T0k3n-9f8e7d6c5b4a"
 
 #: Short timeouts so a hung fault costs seconds, not minutes.
 FAST_SETTINGS = {
