@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Shows one repair end to end: a simulated gateway with a disconnected session, the real script
+run against it as cron would, the report it prints and the log line it writes, then a second run
+that finds everything connected."""
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from gateway_simulator import GatewaySimulator
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG = ROOT / "logs" / "demo-healthcheck-sessions.log"
+
+
+def run(env_file: Path, *args: str) -> int:
+    command = [sys.executable, str(ROOT / "healthcheck_sessions.py"), "--env-file", str(env_file),
+               *args]
+    print(f"\n$ python3 healthcheck_sessions.py {' '.join(args)}".rstrip())
+    done = subprocess.run(command)
+    print(f"(exit status {done.returncode})")
+    return done.returncode
+
+
+def main() -> int:
+    sim = GatewaySimulator(secret="demo-secret-not-a-real-one")
+    sim.add_channel("pixel12digital", "connected")
+    sim.add_channel("imobsites", "disconnected", "reconnect")
+    sim.start()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            env_file = Path(folder) / ".env"
+            env_file.write_text(f"WPP_GATEWAY_BASE_URL={sim.url}\n"
+                                f"WPP_GATEWAY_SECRET={sim.secret}\n"
+                                f"HEALTHCHECK_LOG_FILE={LOG}\n")
+            print(f"Gateway simulator on {sim.url}: pixel12digital connected, "
+                  f"imobsites disconnected.")
+            first = run(env_file)
+            print(f"\nThe log ({LOG.relative_to(ROOT)}) now ends with:")
+            print("".join(LOG.read_text().splitlines(keepends=True)[-2:]), end="")
+            second = run(env_file, "--verbose")
+    finally:
+        sim.stop()
+    print(f"\nThe simulator received {sim.count('list')} list calls and {sim.count('qr')} "
+          f"reconnect call(s).")
+    return 0 if (first, second) == (1, 0) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
