@@ -62,11 +62,25 @@ DEFAULT_LIST_TIMEOUT = 90.0
 DEFAULT_QR_TIMEOUT = 30.0
 #: A run never lasts longer than this, whatever the gateway does; cron starts the next one at 15 min.
 DEFAULT_DEADLINE = 600.0
-#: Part of the deadline kept back from gateway calls so the report and log still get written.
-DEADLINE_RESERVE_FRACTION = 0.1
-DEADLINE_RESERVE_MAX = 15.0
+#: Part of the deadline kept back from gateway calls for the alerts, pings, state and log.
+DEADLINE_RESERVE_FRACTION = 0.25
+DEADLINE_RESERVE_MAX = 60.0
 #: At most this many reconnect calls at once: each can start a browser on the gateway.
 DEFAULT_WORKERS = 4
+
+#: After the kicks, wait this long and list again to see which sessions came back.
+DEFAULT_VERIFY_SECONDS = 30.0
+#: A channel (or the gateway) down this many runs in a row reaches a person: ~30 min at */15.
+DEFAULT_ALERT_AFTER = 2
+#: While an incident lasts, a reminder goes out this often.
+DEFAULT_ALERT_REPEAT_HOURS = 6.0
+#: Seconds for each alert delivery and each dead-man ping.
+DEFAULT_ALERT_TIMEOUT = 10.0
+#: Ping retries: a ping is cheap and its absence raises an alarm elsewhere.
+PING_RETRIES = 2
+#: Failed alerts kept for the next run, at most; the oldest go first (and are logged).
+MAX_PENDING_ALERTS = 50
+STATE_VERSION = 1
 
 #: An answer larger than this is refused unread: no gateway list comes near it.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -145,17 +159,15 @@ class Redactor:
     #: A run of this many characters of a secret counts as leaking it.
     MIN_LEAK = 8
 
-    def __init__(self, secrets: Sequence[str] = ()):
-        self._secrets = [s for s in secrets if s]
+    def __init__(self, secrets: Sequence[str] = (), whole_only: Sequence[str] = ()):
+        # Longest first, so a secret that contains another is hidden whole.
+        self._secrets = sorted({s for s in list(secrets) + list(whole_only) if s},
+                               key=len, reverse=True)
         self._pieces = set()
-        for secret in self._secrets:
-            if len(secret) >= self.MIN_LEAK:
+        for secret in secrets:
+            if secret and len(secret) >= self.MIN_LEAK:
                 self._pieces.update(secret[i:i + self.MIN_LEAK]
                                     for i in range(len(secret) - self.MIN_LEAK + 1))
-
-    def add(self, *secrets):
-        """Return a redactor that also hides these secrets."""
-        return Redactor(self._secrets + [s for s in secrets if s])
 
     def __call__(self, text: str) -> str:
         if not self._secrets:
@@ -203,11 +215,49 @@ class Settings:
     verify_tls: bool = True
     ca_bundle: Optional[Path] = None
     expected_channels: Tuple[str, ...] = ()
+    state_file: Optional[Path] = None
+    verify_seconds: float = DEFAULT_VERIFY_SECONDS
+    alert_after: int = DEFAULT_ALERT_AFTER
+    alert_repeat_hours: float = DEFAULT_ALERT_REPEAT_HOURS
+    alert_timeout: float = DEFAULT_ALERT_TIMEOUT
+    webhook_url: Optional[str] = field(default=None, repr=False)
+    alert_command: Optional[str] = None
+    smtp: Optional["SmtpSettings"] = None
+    ping_url: Optional[str] = field(default=None, repr=False)
+    #: URLs that carry a token of their own: hidden whole, never quoted.
+    urls_to_hide: Tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def lock_file(self) -> Path:
         """The run lock lives beside the log."""
         return self.log_file.with_name(self.log_file.stem + ".lock")
+
+    @property
+    def state_path(self) -> Path:
+        """Incidents across runs; beside the log unless HEALTHCHECK_STATE_FILE says otherwise."""
+        return self.state_file or self.log_file.with_name("healthcheck-state.json")
+
+    @property
+    def alert_destinations(self) -> List[str]:
+        """The alert channels configured, in delivery order."""
+        return [name for name, on in (("webhook", self.webhook_url), ("email", self.smtp),
+                                      ("command", self.alert_command)) if on]
+
+    def redactor(self) -> "Redactor":
+        return Redactor(self.secrets_to_hide, self.urls_to_hide)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where alert e-mails go."""
+
+    host: str
+    port: int
+    user: Optional[str]
+    password: Optional[str] = field(repr=False)
+    sender: str
+    recipients: Tuple[str, ...]
+    starttls: bool
 
 
 class _EnvSource:
@@ -245,7 +295,8 @@ class _EnvSource:
             raise HealthcheckError(f"{name} is missing or empty: {self.where(name)} ({what})")
         return value
 
-    def seconds(self, name: str, default: float) -> float:
+    def seconds(self, name: str, default: float, allow_zero: bool = False,
+                unit: str = "seconds", high: float = 86400) -> float:
         raw = self.get(name)
         if raw is None:
             return default
@@ -253,9 +304,10 @@ class _EnvSource:
             value = float(raw)
         except ValueError:
             value = -1.0
-        if not 0 < value < 86400:
-            raise HealthcheckError(f"{name} must be a number of seconds above 0, "
-                                   f"got {quote_untrusted(raw, 40)!r}: {self.where(name)}")
+        if not (0 <= value if allow_zero else 0 < value) or not value < high:
+            raise HealthcheckError(f"{name} must be a number of {unit} "
+                                   f"{'from 0' if allow_zero else 'above 0'}, got "
+                                   f"{quote_untrusted(raw, 40)!r}: {self.where(name)}")
         return value
 
     def count(self, name: str, default: int, low: int, high: int) -> int:
@@ -278,6 +330,15 @@ class _EnvSource:
             return False
         raise HealthcheckError(f"{name} must be true or false, got "
                                f"{quote_untrusted(raw, 40)!r}: {self.where(name)}")
+
+    def url(self, name: str) -> Optional[str]:
+        value = self.get(name)
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise HealthcheckError(f"{name} must be an http:// or https:// address: "
+                                       f"{self.where(name)}")
+        return value
 
     def path(self, name: str, default: Optional[Path]) -> Optional[Path]:
         raw = self.get(name)
@@ -318,11 +379,19 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
         raise HealthcheckError(f"HEALTHCHECK_CA_BUNDLE names {ca_bundle}, which is not a file: "
                                f"{source.where('HEALTHCHECK_CA_BUNDLE')}")
     expected = source.get("HEALTHCHECK_EXPECTED_CHANNELS", "")
+    smtp = _load_smtp(source)
+    webhook_url = source.url("HEALTHCHECK_ALERT_WEBHOOK_URL")
+    ping_url = source.url("HEALTHCHECK_PING_URL")
+    urls = [u for u in (webhook_url, ping_url) if u]
+    # The path of a webhook or ping URL is its token: hide it wherever it might show.
+    urls += [urlsplit(u).path.strip("/") for u in urls if len(urlsplit(u).path.strip("/")) >= 8]
 
     return Settings(
         base_url=base_url.rstrip("/"),
         secret=secret,
-        secrets_to_hide=tuple(s for s in (secret, stored_secret, infra_key, parts.password) if s),
+        secrets_to_hide=tuple(s for s in (secret, stored_secret, infra_key, parts.password,
+                                          smtp.password if smtp else None) if s),
+        urls_to_hide=tuple(urls),
         env_file=source.env_file,
         log_file=source.path("HEALTHCHECK_LOG_FILE", SCRIPT_DIR / DEFAULT_LOG_FILE),
         connect_timeout=source.seconds("HEALTHCHECK_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
@@ -334,7 +403,44 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
         ca_bundle=ca_bundle,
         expected_channels=tuple(name for name in
                                 (channel_key(n) for n in expected.split(",")) if name),
+        state_file=source.path("HEALTHCHECK_STATE_FILE", None),
+        verify_seconds=source.seconds("HEALTHCHECK_VERIFY_SECONDS", DEFAULT_VERIFY_SECONDS,
+                                      allow_zero=True),
+        alert_after=source.count("HEALTHCHECK_ALERT_AFTER", DEFAULT_ALERT_AFTER, 1, 1000),
+        alert_repeat_hours=source.seconds("HEALTHCHECK_ALERT_REPEAT_HOURS",
+                                          DEFAULT_ALERT_REPEAT_HOURS, allow_zero=True,
+                                          unit="hours", high=24 * 365),
+        alert_timeout=source.seconds("HEALTHCHECK_ALERT_TIMEOUT", DEFAULT_ALERT_TIMEOUT),
+        webhook_url=webhook_url,
+        alert_command=source.get("HEALTHCHECK_ALERT_COMMAND"),
+        smtp=smtp,
+        ping_url=ping_url.rstrip("/") if ping_url else None,
     )
+
+
+def _load_smtp(source: _EnvSource) -> Optional[SmtpSettings]:
+    """Return the e-mail settings, None when HEALTHCHECK_SMTP_HOST is not set."""
+    host = source.get("HEALTHCHECK_SMTP_HOST")
+    if host is None:
+        return None
+    recipients = tuple(a.strip() for a in source.required(
+        "HEALTHCHECK_SMTP_TO", "who gets the alert e-mails, comma-separated").split(",")
+        if a.strip())
+    starttls = source.flag("HEALTHCHECK_SMTP_STARTTLS", True)
+    return SmtpSettings(
+        host=host,
+        port=source.count("HEALTHCHECK_SMTP_PORT", 587 if starttls else 25, 1, 65535),
+        user=source.get("HEALTHCHECK_SMTP_USER"),
+        password=source.get("HEALTHCHECK_SMTP_PASSWORD"),
+        sender=source.get("HEALTHCHECK_SMTP_FROM") or f"healthcheck-sessions@{_hostname()}",
+        recipients=recipients,
+        starttls=starttls,
+    )
+
+
+def _hostname() -> str:
+    import socket
+    return socket.gethostname() or "localhost"
 
 
 def is_panel_ciphertext(value: str, infra_key: Optional[str]) -> Optional[bytes]:
@@ -770,10 +876,16 @@ class ChannelReport:
     connected: bool
     outcome: Optional[str] = None
     detail: str = ""
+    verified: Optional[str] = None  # reconnected | still_down, when the kick was checked
 
     @property
     def state(self) -> int:
         return OK if self.outcome is None else OUTCOME_STATES[self.outcome]
+
+    @property
+    def down_now(self) -> bool:
+        """True unless the channel was connected, or came back after its kick."""
+        return not self.connected and self.verified != "reconnected"
 
 
 @dataclass
@@ -782,21 +894,32 @@ class Report:
 
     channels: List[ChannelReport] = field(default_factory=list)
     problems: List[Tuple[int, str]] = field(default_factory=list)
+    #: Lines worth logging that do not change the state: recoveries, deliveries, state-file news.
+    notes: List[Tuple[int, str]] = field(default_factory=list)
+    missing_expected: List[str] = field(default_factory=list)
     error: Optional[str] = None
     error_state: int = OK
+    gateway_failed: bool = False
     dry_run: bool = False
+    incidents: Dict[str, dict] = field(default_factory=dict)
+    alerts: List[dict] = field(default_factory=list)
 
     @property
     def state(self) -> int:
         return worst_state([self.error_state] + [c.state for c in self.channels]
                            + [state for state, _ in self.problems])
 
+    @property
+    def worth_logging(self) -> bool:
+        return self.state != OK or bool(self.notes)
+
     def summary(self) -> str:
         """One line: the error, or how many channels are down and what came of it."""
         parts = [self.error] if self.error else []
         down = [c for c in self.channels if not c.connected]
         if down:
-            names = ", ".join(f"{quote_untrusted(c.id, 60)} ({c.outcome})" for c in down[:10])
+            names = ", ".join(f"{quote_untrusted(c.id, 60)} ({c.outcome}"
+                              f"{', ' + c.verified if c.verified else ''})" for c in down[:10])
             more = f" and {len(down) - 10} more" if len(down) > 10 else ""
             parts.append(f"{len(down)} of {len(self.channels)} channels not connected: "
                          f"{names}{more}")
@@ -814,10 +937,11 @@ class Report:
         for channel in self.channels:
             if not channel.connected:
                 status = quote_untrusted(channel.status or "(none)", 40)
+                verified = f", {channel.verified}" if channel.verified else ""
                 out.append((channel.state, f"channel {quote_untrusted(channel.id, 80)}: status "
-                                           f"{status}, {channel.outcome}: {channel.detail}"))
-        out.extend(self.problems)
-        return out
+                                           f"{status}, {channel.outcome}{verified}: "
+                                           f"{channel.detail}"))
+        return out + self.problems + self.notes
 
     def to_json(self) -> dict:
         return {
@@ -827,9 +951,13 @@ class Report:
             "error": self.error,
             "summary": self.summary(),
             "channels": [{"id": c.id, "status": c.status, "connected": c.connected,
-                          "outcome": c.outcome, "detail": c.detail or None}
-                         for c in self.channels],
+                          "outcome": c.outcome, "verified": c.verified,
+                          "detail": c.detail or None,
+                          "incident": self.incidents.get(c.id)} for c in self.channels],
+            "gateway_incident": self.incidents.get(GATEWAY_KEY),
             "problems": [{"state": STATE_NAMES[s], "message": m} for s, m in self.problems],
+            "notes": [{"state": STATE_NAMES[s], "message": m} for s, m in self.notes],
+            "alerts": self.alerts,
         }
 
 
@@ -838,8 +966,8 @@ def worst_state(states) -> int:
     return max(states, default=OK)
 
 
-def plan_checks(listing: Listing, expected: Sequence[str]) -> Tuple[List[Channel], list]:
-    """Return the channels to kick, and the problems the list itself shows."""
+def plan_checks(listing: Listing, expected: Sequence[str]) -> Tuple[List[Channel], list, list]:
+    """Return the channels to kick, the problems the list itself shows, and missing channels."""
     problems = list(listing.problems)
     listed = {channel_key(c.id) for c in listing.channels}
     missing = [name for name in expected if name not in listed]
@@ -850,7 +978,166 @@ def plan_checks(listing: Listing, expected: Sequence[str]) -> Tuple[List[Channel
         problems.append((UNKNOWN, "the gateway lists no channels at all: it may have lost its "
                                   "sessions; set HEALTHCHECK_EXPECTED_CHANNELS to make this "
                                   "critical"))
-    return [c for c in listing.channels if not c.connected], problems
+    return [c for c in listing.channels if not c.connected], problems, missing
+
+
+#: The gateway's own incident is kept under this key, beside the channels'.
+GATEWAY_KEY = "*gateway*"
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """When an incident reaches a person."""
+
+    alert_after: int
+    repeat_hours: float
+
+
+def _parse_time(text) -> Optional[datetime]:
+    try:
+        value = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value.tzinfo else None
+
+
+def _duration(start: Optional[datetime], end: datetime) -> str:
+    """Return a short human duration: 45 min, 3 h 10 min, 2 d 4 h."""
+    if start is None:
+        return "an unknown time"
+    minutes = max(int((end - start).total_seconds() // 60), 0)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def plan_incidents(previous: dict, report: Report, now: datetime,
+                   policy: AlertPolicy) -> Tuple[dict, List[dict], List[Tuple[int, str]]]:
+    """Return the new incident table, the alert items due now and the lines to log.
+
+    Pure: the previous table, this run's report and the time in; nothing is read or written.
+    An incident opens when a channel (or the gateway) is first seen down and closes when it is
+    seen well again. It reaches a person at once for a QR, after `alert_after` runs otherwise,
+    again every `repeat_hours`, and once more when it ends.
+    """
+    incidents = {k: dict(v) for k, v in previous.items() if isinstance(v, dict)}
+    items: List[dict] = []
+    notes: List[Tuple[int, str]] = []
+    stamp = now.isoformat(timespec="seconds")
+
+    def open_or_continue(key: str, status: str, outcome: Optional[str], kicked: bool,
+                         urgent: bool, reason: str) -> None:
+        incident = incidents.get(key) or {"since": stamp, "runs_down": 0, "kicks": 0,
+                                          "alerted_at": None, "last_alert_at": None}
+        incident["runs_down"] = int(incident.get("runs_down") or 0) + 1
+        incident["kicks"] = int(incident.get("kicks") or 0) + (1 if kicked else 0)
+        incident.update(last_status=status, last_outcome=outcome, reason=reason)
+        incidents[key] = incident
+        last_alert = _parse_time(incident.get("last_alert_at"))
+        if not incident.get("alerted_at"):
+            if urgent or incident["runs_down"] >= policy.alert_after:
+                items.append(_alert_item("alert", key, incident))
+                incident["alerted_at"] = incident["last_alert_at"] = stamp
+        elif policy.repeat_hours > 0 and (
+                last_alert is None
+                or (now - last_alert).total_seconds() >= policy.repeat_hours * 3600):
+            items.append(_alert_item("reminder", key, incident))
+            incident["last_alert_at"] = stamp
+
+    def close(key: str, how: str) -> None:
+        incident = incidents.pop(key, None)
+        if incident is None:
+            return
+        since = _parse_time(incident.get("since"))
+        kicks = int(incident.get("kicks") or 0)
+        name = "the gateway" if key == GATEWAY_KEY else f"channel {quote_untrusted(key, 80)}"
+        notes.append((OK, f"{name} {how} after {_duration(since, now)} "
+                          f"({kicks} kick{'s' if kicks != 1 else ''}, "
+                          f"{incident.get('runs_down', 0)} runs down)"))
+        if incident.get("alerted_at"):
+            items.append(_alert_item("resolved", key, incident, now=now, how=how))
+
+    if report.gateway_failed:
+        open_or_continue(GATEWAY_KEY, "unreachable", None, False, False,
+                         quote_untrusted(report.error or "the gateway failed"))
+        return incidents, items, notes  # the channels' state is unknown this run
+    close(GATEWAY_KEY, "answers again")
+    if report.error:  # the run was stopped before the gateway was asked (e.g. the lock)
+        return incidents, items, notes
+    listed = set()
+    for channel in report.channels:
+        listed.add(channel.id)
+        if channel.down_now:
+            qr = channel.outcome == "qr_issued"
+            open_or_continue(channel.id, channel.status or "(none)", channel.outcome,
+                             kicked=channel.outcome not in (None, "would_reconnect"),
+                             urgent=qr, reason="qr" if qr else "down")
+        elif channel.id in incidents:
+            if channel.verified == "reconnected":  # down at the start of this run, too
+                incident = incidents[channel.id]
+                incident["kicks"] = int(incident.get("kicks") or 0) + 1
+                incident["runs_down"] = int(incident.get("runs_down") or 0) + 1
+            close(channel.id, "reconnected" if channel.verified else "recovered")
+        elif channel.verified == "reconnected":
+            notes.append((OK, f"channel {quote_untrusted(channel.id, 80)} reconnected after "
+                              f"its kick"))
+    for name in report.missing_expected:
+        listed.add(name)
+        open_or_continue(name, "missing", None, False, False, "missing")
+    for key in [k for k in incidents if k != GATEWAY_KEY and k not in listed]:
+        if report.channels or report.missing_expected:
+            close(key, "is no longer listed; incident closed")
+    return incidents, items, notes
+
+
+def _alert_item(kind: str, key: str, incident: dict, now: Optional[datetime] = None,
+                how: str = "") -> dict:
+    item = {"kind": kind, "subject": "gateway" if key == GATEWAY_KEY else "channel",
+            "id": None if key == GATEWAY_KEY else key, "reason": incident.get("reason"),
+            "since": incident.get("since"), "runs_down": incident.get("runs_down"),
+            "kicks": incident.get("kicks"), "status": incident.get("last_status"),
+            "outcome": incident.get("last_outcome")}
+    if now is not None:
+        item["lasted"] = _duration(_parse_time(incident.get("since")), now)
+        item["how"] = how
+    return item
+
+
+def compose_alert(items: List[dict], state: int, host: str, run_id: str, now: datetime) -> dict:
+    """Return one message for all the alert items of a run: text for people, fields for tools."""
+    def describe(item: dict) -> str:
+        since = item.get("since") or "?"
+        counts = f"since {since}, {item.get('runs_down')} runs, {item.get('kicks')} kicks"
+        if item["subject"] == "gateway":
+            if item["kind"] == "resolved":
+                return f"the gateway answers again (was down {item.get('lasted')})"
+            return f"the gateway is failing ({counts}): {item.get('reason')}"
+        name = quote_untrusted(item["id"], 80)
+        if item["kind"] == "resolved":
+            return f"{name}: {item.get('how')} (was down {item.get('lasted')}, " \
+                   f"{item.get('kicks')} kicks)"
+        if item.get("reason") == "qr":
+            return f"{name}: a person must scan a new QR code in the panel now ({counts})"
+        if item.get("reason") == "missing":
+            return f"{name}: missing from the gateway's list ({counts})"
+        return (f"{name}: still not connected, status {item.get('status')}, last kick "
+                f"{item.get('outcome')} ({counts})")
+
+    open_items = [i for i in items if i["kind"] != "resolved"]
+    resolved = [i for i in items if i["kind"] == "resolved"]
+    level = STATE_NAMES[state] if open_items else "RESOLVED"
+    lines = [f"WhatsApp sessions {level} on {host}:"]
+    lines += [f"- {describe(i)}{' (reminder)' if i['kind'] == 'reminder' else ''}"
+              for i in open_items]
+    if resolved:
+        lines.append("Resolved:")
+        lines += [f"- {describe(i)}" for i in resolved]
+    return {"text": "\n".join(lines), "state": level, "host": host, "run_id": run_id,
+            "sent_at": now.isoformat(timespec="seconds"), "items": items}
 
 
 ###############################################################################
@@ -915,26 +1202,51 @@ def kick_all(client: GatewayClient, channels: List[Channel], workers: int,
 
 
 def check_gateway(settings: Settings, dry_run: bool, budget_end: float) -> Report:
-    """List the channels and kick those not connected; gateway failures land in the report."""
+    """List the channels, kick those not connected, check the kicks; failures land in the report."""
     report = Report(dry_run=dry_run)
     client = GatewayClient(settings, budget_end)
     try:
         listing = parse_listing(client.list_channels(), client.display_url)
     except HealthcheckError as exc:
-        report.error, report.error_state = str(exc), exc.state
+        report.error, report.error_state, report.gateway_failed = str(exc), exc.state, True
         return report
-    to_kick, report.problems = plan_checks(listing, settings.expected_channels)
+    to_kick, report.problems, report.missing_expected = plan_checks(
+        listing, settings.expected_channels)
     if dry_run:
         kicks = [Kick("would_reconnect", "dry run: no reconnect call made") for _ in to_kick]
     else:
         kicks = kick_all(client, to_kick, settings.workers, budget_end)
+    verified = verify_kicks(client, to_kick, settings.verify_seconds, budget_end, report) \
+        if to_kick and not dry_run else {}
     outcome = {c.id: k for c, k in zip(to_kick, kicks)}
     for channel in listing.channels:
         kick = outcome.get(channel.id)
         report.channels.append(ChannelReport(channel.id, channel.status, channel.connected,
                                              kick.outcome if kick else None,
-                                             kick.detail if kick else ""))
+                                             kick.detail if kick else "",
+                                             verified.get(channel.id)))
     return report
+
+
+def verify_kicks(client: GatewayClient, kicked: List[Channel], wait: float, budget_end: float,
+                 report: Report) -> Dict[str, str]:
+    """Wait, list again, and return reconnected/still_down for each kicked channel."""
+    if wait <= 0:
+        return {}
+    # Leave room for the second list call inside the budget; skip the check rather than overrun.
+    room = budget_end - time.monotonic() - min(client.settings.list_timeout, 5.0)
+    if room < wait:
+        report.notes.append((WARNING, "kicks not verified: not enough time left in "
+                                      "HEALTHCHECK_DEADLINE for HEALTHCHECK_VERIFY_SECONDS"))
+        return {}
+    time.sleep(wait)
+    try:
+        listing = parse_listing(client.list_channels(), client.display_url)
+    except HealthcheckError as exc:
+        report.notes.append((WARNING, f"kicks not verified: {exc}"))
+        return {}
+    connected = {c.id for c in listing.channels if c.connected}
+    return {c.id: "reconnected" if c.id in connected else "still_down" for c in kicked}
 
 
 class RunLock:
@@ -986,6 +1298,207 @@ def is_same_file(stream, path: Path) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
+def call_with_timeout(function: Callable[[], object], limit: float):
+    """Run `function` on a daemon thread; return its result, or raise TimeoutError after `limit`.
+
+    Socket timeouts bound each read, not a whole exchange: a peer that trickles bytes would
+    otherwise hold the run past its deadline.
+    """
+    box: Dict[str, object] = {}
+
+    def target():
+        try:
+            box["result"] = function()
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(max(limit, 0))
+    if worker.is_alive():
+        raise TimeoutError(f"no answer within {max(limit, 0):.3g}s")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("result")
+
+
+def _empty_state() -> dict:
+    return {"version": STATE_VERSION, "incidents": {}, "pending_alerts": []}
+
+
+def load_state(path: Path, dry_run: bool) -> Tuple[dict, List[Tuple[int, str]]]:
+    """Return the state of earlier runs, and notes; a corrupt file is moved aside, never fatal."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return _empty_state(), []
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or type(exc).__name__
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if (isinstance(data, dict) and isinstance(data.get("incidents"), dict)
+                and isinstance(data.get("pending_alerts"), list)):
+            return data, []
+        why = "not a state file (corrupt or truncated)"
+    if dry_run:
+        return _empty_state(), [(WARNING, f"state file {path} is unreadable ({why}); "
+                                          f"ignored by this dry run")]
+    aside = path.with_name(f"{path.name}.corrupt-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.replace(path, aside)
+        moved = f"moved aside to {aside.name}"
+    except OSError as exc:
+        moved = f"could not be moved aside ({exc.strerror})"
+    # State never stands between a channel and its reconnect: start afresh and go on.
+    return _empty_state(), [(WARNING, f"state file {path} was unreadable ({why}), {moved}; "
+                                      f"incidents start afresh")]
+
+
+def save_state(path: Path, state: dict) -> None:
+    """Replace the state file atomically: a crash leaves the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(state, handle, indent=1, ensure_ascii=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def send_webhook(settings: Settings, message: dict, limit: float) -> None:
+    """POST the alert as JSON with a `text` field (Slack, Mattermost, Rocket.Chat, Google Chat)."""
+    try:
+        response = requests.post(settings.webhook_url, json=message, allow_redirects=False,
+                                 timeout=(limit, limit))
+        response.close()
+    except requests.RequestException as exc:
+        raise HealthcheckError(f"{type(exc).__name__} from "
+                               f"{display_url(settings.webhook_url)}") from None
+    if not 200 <= response.status_code < 300:
+        raise HealthcheckError(f"HTTP {response.status_code}")
+
+
+def send_email(settings: Settings, message: dict, limit: float) -> None:
+    """Send the alert by e-mail with smtplib."""
+    import smtplib
+    import ssl
+    from email.message import EmailMessage
+    smtp = settings.smtp
+    mail = EmailMessage()
+    mail["Subject"] = message["text"].splitlines()[0]
+    mail["From"] = smtp.sender
+    mail["To"] = ", ".join(smtp.recipients)
+    mail.set_content(message["text"] + "\n")
+    try:
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=limit) as server:
+            if smtp.starttls:
+                server.starttls(context=ssl.create_default_context())
+            if smtp.user:
+                server.login(smtp.user, smtp.password or "")
+            server.send_message(mail)
+    except (OSError, smtplib.SMTPException) as exc:  # SMTPException is an OSError since 3.4
+        raise HealthcheckError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__} "
+                               f"{quote_untrusted(str(exc), 120)}") from None
+
+
+def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
+    """Run HEALTHCHECK_ALERT_COMMAND with the alert as JSON on its standard input."""
+    import shlex
+    import subprocess
+    try:
+        done = subprocess.run(shlex.split(settings.alert_command), timeout=limit,
+                              input=json.dumps(message, ensure_ascii=False).encode("utf-8"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except subprocess.TimeoutExpired:
+        raise HealthcheckError(f"still running after {limit:.3g}s (HEALTHCHECK_ALERT_TIMEOUT); "
+                               f"it was stopped") from None
+    except (OSError, ValueError) as exc:  # not found, not executable, bad quoting
+        raise HealthcheckError(f"cannot run HEALTHCHECK_ALERT_COMMAND: "
+                               f"{getattr(exc, 'strerror', None) or exc}") from None
+    if done.returncode != 0:
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+        raise HealthcheckError(f"exit status {done.returncode}"
+                               + (f": {quote_untrusted(said[0])}" if said else ""))
+
+
+SENDERS = {"webhook": send_webhook, "email": send_email, "command": run_alert_command}
+
+
+def deliver_alerts(settings: Settings, pending: List[dict], message: Optional[dict],
+                   redact: Redactor, hard_end: float,
+                   report: Report) -> List[dict]:
+    """Send this run's alert and any earlier one that failed; return what is still pending."""
+    queue_ = [dict(p) for p in pending if isinstance(p, dict) and isinstance(
+        p.get("message"), dict)]
+    if message is not None:
+        queue_.append({"message": _redact_tree(message, redact),
+                       "destinations": settings.alert_destinations, "attempts": 0})
+    configured = set(settings.alert_destinations)
+    still_pending = []
+    for entry in queue_:
+        outcome = {"text": entry["message"].get("text"), "delivered_to": [], "failed": {}}
+        left = []
+        for destination in entry.get("destinations") or []:
+            if destination not in configured:
+                report.notes.append((WARNING, f"a kept alert for {destination} was dropped: "
+                                              f"{destination} is no longer configured"))
+                continue
+            limit = min(settings.alert_timeout, hard_end - time.monotonic() - 2)
+            try:
+                if limit <= 0:
+                    raise TimeoutError("no time left in HEALTHCHECK_DEADLINE")
+                call_with_timeout(lambda d=destination: SENDERS[d](settings, entry["message"],
+                                                                   limit), limit)
+                outcome["delivered_to"].append(destination)
+            except (HealthcheckError, TimeoutError) as exc:
+                error = redact(quote_untrusted(str(exc)))
+                outcome["failed"][destination] = error
+                left.append(destination)
+                report.notes.append((WARNING, f"alert delivery to {destination} failed: {error}; "
+                                              f"kept, tried again next run"))
+        if outcome["delivered_to"]:
+            report.notes.append((OK, f"alert sent to {', '.join(outcome['delivered_to'])}"))
+        if left:
+            entry.update(destinations=left, attempts=int(entry.get("attempts") or 0) + 1)
+            still_pending.append(entry)
+        outcome["pending"] = bool(left)
+        report.alerts.append(outcome)
+    if len(still_pending) > MAX_PENDING_ALERTS:
+        dropped = len(still_pending) - MAX_PENDING_ALERTS
+        report.notes.append((WARNING, f"{dropped} undelivered alerts dropped, the oldest: over "
+                                      f"{MAX_PENDING_ALERTS} are waiting; fix the alert "
+                                      f"destinations"))
+        still_pending = still_pending[dropped:]
+    return still_pending
+
+
+def send_ping(settings: Settings, suffix: str, body: str, hard_end: float) -> Optional[str]:
+    """Ping the dead man's switch (healthchecks.io style); return an error text or None."""
+    url = settings.ping_url + suffix
+    error = "no time left in HEALTHCHECK_DEADLINE"
+    for attempt in range(PING_RETRIES + 1):
+        limit = min(settings.alert_timeout, hard_end - time.monotonic() - 1)
+        if limit <= 0:
+            break
+        try:
+            response = call_with_timeout(lambda: requests.post(
+                url, data=body.encode("utf-8"), timeout=(limit, limit),
+                allow_redirects=False), limit)
+            response.close()
+            if 200 <= response.status_code < 300:
+                return None
+            error = f"HTTP {response.status_code}"
+        except (requests.RequestException, TimeoutError) as exc:
+            error = type(exc).__name__
+        time.sleep(min(0.5 * (attempt + 1), max(hard_end - time.monotonic() - 1, 0)))
+    return f"ping {display_url(settings.ping_url)}.../{suffix.strip('/') or 'success'} " \
+           f"failed: {error}"
 
 
 ###############################################################################
@@ -1081,13 +1594,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                             log_file=_log_file_hint(args.env_file if args else None))
         _finish(report, fallback, run_id, output)
         return report.state
-    output.redact = Redactor(settings.secrets_to_hide)
+    output.redact = settings.redactor()
     if not settings.verify_tls:
         output.warn("TLS certificate checking is OFF (HEALTHCHECK_VERIFY_TLS=false): anyone on "
                     "the path can read the gateway secret; set HEALTHCHECK_CA_BUNDLE instead")
 
-    reserve = min(settings.deadline * DEADLINE_RESERVE_FRACTION, DEADLINE_RESERVE_MAX)
-    budget_end = started + settings.deadline - reserve
+    hard_end = started + settings.deadline
+    budget_end = hard_end - min(settings.deadline * DEADLINE_RESERVE_FRACTION,
+                                DEADLINE_RESERVE_MAX)
     lock = RunLock(settings.lock_file)
     lock_problem = None
     if not args.dry_run:
@@ -1096,6 +1610,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 report = Report(error="another run is in progress (it holds "
                                       f"{settings.lock_file}); this run made no gateway call",
                                 error_state=UNKNOWN)
+                # No ping either: the run holding the lock will send it.
                 _finish(report, settings, run_id, output)
                 return report.state
         except OSError as exc:
@@ -1104,13 +1619,65 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                             f"({exc.strerror or type(exc).__name__}): check that the log folder "
                             f"is writable, or set HEALTHCHECK_LOG_FILE")
     try:
-        report = check_gateway(settings, args.dry_run, budget_end)
-        if lock_problem:
-            report.problems.append((UNKNOWN, lock_problem))
+        report = run_check(settings, args.dry_run, run_id, budget_end, hard_end, lock_problem)
         _finish(report, settings, run_id, output)
         return report.state
     finally:
         lock.release()
+
+
+def run_check(settings: Settings, dry_run: bool, run_id: str, budget_end: float,
+              hard_end: float, lock_problem: Optional[str]) -> Report:
+    """One run under the lock: ping, check, incidents, alerts, state, ping again."""
+    state, state_notes = load_state(settings.state_path, dry_run)
+    pinging = bool(settings.ping_url) and not dry_run
+    ping_error = send_ping(settings, "/start", "", hard_end) if pinging else None
+
+    report = check_gateway(settings, dry_run, budget_end)
+    report.notes[:0] = state_notes
+    if ping_error:
+        report.notes.append((WARNING, ping_error))
+    if lock_problem:
+        report.problems.append((UNKNOWN, lock_problem))
+
+    now = datetime.now().astimezone()
+    policy = AlertPolicy(settings.alert_after, settings.alert_repeat_hours)
+    incidents, items, incident_notes = plan_incidents(state["incidents"], report, now, policy)
+    report.notes.extend(incident_notes)
+    report.incidents = {key: {k: incident.get(k) for k in ("since", "runs_down", "kicks",
+                                                          "last_outcome", "alerted_at")}
+                        for key, incident in incidents.items()}
+    message = compose_alert(items, report.state, _hostname(), run_id, now) if items else None
+    if message is not None:
+        where = ", ".join(settings.alert_destinations) or \
+            "nowhere: no alert destination is configured, this log is the only record"
+        report.notes.append((report.state if report.state > OK else WARNING,
+                             f"alert to {where}: " + message["text"].replace("\n", " | ")))
+    if dry_run:
+        if message is not None:
+            report.alerts.append({"text": message["text"], "items": message["items"],
+                                  "would_send_to": settings.alert_destinations})
+        return report
+
+    pending = deliver_alerts(settings, state["pending_alerts"], message, settings.redactor(),
+                             hard_end, report)
+    try:
+        save_state(settings.state_path, {"version": STATE_VERSION,
+                                         "updated_at": now.isoformat(timespec="seconds"),
+                                         "incidents": incidents, "pending_alerts": pending})
+    except OSError as exc:
+        report.problems.append((UNKNOWN, f"cannot write the state file {settings.state_path} "
+                                         f"({exc.strerror or type(exc).__name__}): incidents and "
+                                         f"alerts are not tracked; check the folder's "
+                                         f"permissions or HEALTHCHECK_STATE_FILE"))
+    if pinging:
+        # healthchecks.io: the plain URL means success, /fail means the check failed.
+        body = "\n".join(settings.redactor()(text) for _, text in report.lines())
+        ping_error = send_ping(settings, "" if report.state <= WARNING else "/fail",
+                               body[:10000], hard_end)
+        if ping_error:
+            report.notes.append((WARNING, ping_error))
+    return report
 
 
 def _log_file_hint(env_file: Optional[Path]) -> Path:
@@ -1126,7 +1693,7 @@ def _log_file_hint(env_file: Optional[Path]) -> Path:
 def _finish(report: Report, settings: Settings, run_id: str, output: _Output) -> None:
     """Write the log (when something is wrong) and print the report."""
     stdout_is_log = False
-    if report.state != OK and not report.dry_run:
+    if report.worth_logging and not report.dry_run:
         lines = report.lines() + [(WARNING, w) for w in output.warnings]
         redacted = [(state, output.redact(text)) for state, text in lines]
         try:

@@ -18,8 +18,10 @@ def test_all_connected_is_silent_exit_0_and_writes_no_log(run_check, home):
 def test_all_connected_leaves_an_existing_log_byte_identical(run_check, gateway):
     gateway.add_channel("imobsites", "disconnected", "stay_down")
     run_check()
-    before = run_check().log_file.read_bytes()
     gateway.channels["imobsites"]["status"] = "connected"
+    recovery = run_check()  # closes the incident: one line saying so
+    assert recovery.code == 0 and "channel imobsites recovered" in recovery.log
+    before = recovery.log_file.read_bytes()
     run = run_check()
     assert run.code == 0
     assert run.log_file.read_bytes() == before
@@ -30,12 +32,13 @@ def test_log_lines_carry_offset_timestamp_level_and_one_run_id(run_check, gatewa
     gateway.add_channel("other", "qr_required", "qr")
     run = run_check(environ={"TZ": "America/Sao_Paulo"})
     lines = run.log.splitlines()
-    assert len(lines) == 3  # the summary and one per channel
+    assert len(lines) == 4  # the summary, one per channel, and the alert for the QR
     matches = [LOG_LINE.match(line) for line in lines]
     assert all(matches), lines
     assert len({m.group(2) for m in matches}) == 1
     assert "-03:00 " in lines[0]
-    assert [m.group(1) for m in matches] == ["CRITICAL", "WARNING", "CRITICAL"]
+    assert [m.group(1) for m in matches] == ["CRITICAL", "WARNING", "CRITICAL", "CRITICAL"]
+    assert "alert to nowhere: no alert destination is configured" in lines[3]
 
 
 def test_each_run_gets_its_own_run_id(run_check, gateway):
@@ -63,7 +66,8 @@ def test_output_lists_each_channel_that_was_not_connected(run_check, gateway):
     assert lines[0].startswith("WHATSAPP SESSIONS CRITICAL - 2 of 3 channels not connected")
     assert lines[1].startswith("channel imobsites: status disconnected, reconnect_requested")
     assert lines[2].startswith("channel third: status qr_required, qr_issued")
-    assert len(lines) == 3
+    assert lines[3].startswith("alert to nowhere")
+    assert len(lines) == 4
 
 
 def test_verbose_reports_an_all_connected_run(run_check):
@@ -80,7 +84,8 @@ def test_json_prints_exactly_one_object_with_the_contract_fields(run_check, gate
     assert run.code == 1 and report["exit_code"] == 1
     assert report["state"] == "WARNING" and report["dry_run"] is False
     assert report["error"] is None
-    assert report["channels"] == [
+    fields = ("id", "status", "connected", "outcome", "detail")
+    assert [{k: c[k] for k in fields} for c in report["channels"]] == [
         {"id": "pixel12digital", "status": "connected", "connected": True, "outcome": None,
          "detail": None},
         {"id": "imobsites", "status": "disconnected", "connected": False,
