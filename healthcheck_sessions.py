@@ -1453,8 +1453,9 @@ def deliver_alerts(settings: Settings, pending: List[dict], message: Optional[di
             try:
                 if limit <= 0:
                     raise TimeoutError("no time left in HEALTHCHECK_DEADLINE")
+                # The sender's own timeout fires first; the thread's catches a trickling peer.
                 call_with_timeout(lambda d=destination: SENDERS[d](settings, entry["message"],
-                                                                   limit), limit)
+                                                                   limit), limit + 1)
                 outcome["delivered_to"].append(destination)
             except (HealthcheckError, TimeoutError) as exc:
                 error = redact(quote_untrusted(str(exc)))
@@ -1651,8 +1652,8 @@ def run_check(settings: Settings, dry_run: bool, run_id: str, budget_end: float,
     if message is not None:
         where = ", ".join(settings.alert_destinations) or \
             "nowhere: no alert destination is configured, this log is the only record"
-        report.notes.append((report.state if report.state > OK else WARNING,
-                             f"alert to {where}: " + message["text"].replace("\n", " | ")))
+        level = OK if message["state"] == "RESOLVED" else max(report.state, WARNING)
+        report.notes.append((level, f"alert to {where}: " + message["text"].replace("\n", " | ")))
     if dry_run:
         if message is not None:
             report.alerts.append({"text": message["text"], "items": message["items"],

@@ -27,6 +27,14 @@ FAST_SETTINGS = {
 }
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (for refused connections and fixed ports)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @dataclass
 class Run:
     """What one run of the script left behind."""
@@ -108,3 +116,61 @@ def run_check(home, gateway, tmp_path):
         return Run(done.returncode, done.stdout, done.stderr, home)
 
     return run
+
+
+class Recorder:
+    """A real HTTP server on 127.0.0.1 that records every request (webhooks, pings)."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        recorder = self
+        self.requests: List[dict] = []
+        self.status = 200  # what it answers; set to 500 to make deliveries fail
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _record(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                recorder.requests.append({"method": self.command, "path": self.path,
+                                          "body": body.decode("utf-8", "replace"),
+                                          "headers": dict(self.headers)})
+                self.send_response(recorder.status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"OK")
+
+            do_GET = do_POST = do_HEAD = _record
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def paths(self) -> List[str]:
+        return [r["path"] for r in self.requests]
+
+    def json_bodies(self) -> List[dict]:
+        import json
+        return [json.loads(r["body"]) for r in self.requests]
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def recorder():
+    """A running HTTP recorder: point the webhook or the ping URL at it."""
+    server = Recorder()
+    yield server
+    server.stop()

@@ -1,17 +1,9 @@
 """Errors that say what to check, and a secret that never leaves (healthcheck issue, 9-11)."""
 
-import socket
-
 import pytest
 
-from conftest import SECRET
+from conftest import SECRET, free_port
 from gateway_simulator import GatewaySimulator, html_fault, json_fault, Fault
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_clean(run):
