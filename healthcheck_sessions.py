@@ -684,6 +684,9 @@ def display_url(url: str) -> str:
 
 def channel_path(channel_id: str) -> str:
     """Return a channel id percent-encoded as one path segment (`a/b c` -> `a%2Fb%20c`)."""
+    if channel_id.strip(".") == "":
+        # `.` and `..` would be resolved away by the client, leaving /api/channels.
+        return "%2E" * len(channel_id)
     return quote(channel_id, safe="")
 
 

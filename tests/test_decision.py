@@ -1,0 +1,118 @@
+"""The pure decision steps, fed plain data: no gateway, no clock, no files."""
+
+import sys
+from datetime import datetime, timedelta, timezone
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT))
+import healthcheck_sessions as hs  # noqa: E402
+
+NOW = datetime(2026, 2, 9, 14, 30, tzinfo=timezone(timedelta(hours=-3)))
+POLICY = hs.AlertPolicy(alert_after=2, repeat_hours=6)
+
+
+def answer(status=200, body=b"{}", content_type="application/json", **kw):
+    return hs.Answer(status, content_type, kw.get("www", ""), kw.get("location", ""), body)
+
+
+def report_with(*channels, **kw):
+    return hs.Report(channels=[hs.ChannelReport(*c) for c in channels], **kw)
+
+
+def test_worst_state_wins_and_nothing_is_ok():
+    assert hs.worst_state([hs.OK, hs.CRITICAL, hs.WARNING]) == hs.CRITICAL
+    assert hs.worst_state([]) == hs.OK
+
+
+def test_channel_path_encodes_one_segment():
+    assert hs.channel_path("a/b c") == "a%2Fb%20c"
+    assert hs.channel_path("..") == "%2E%2E"  # not resolved away: stays /api/channels/<id>/qr
+    assert hs.channel_path("a.b") == "a.b"
+
+
+def test_channel_key_ignores_case_and_spaces():
+    assert hs.channel_key(" Imob Sites ") == "imobsites"
+
+
+def test_qr_answer_with_a_data_url_is_a_qr():
+    kick = hs.classify_qr_answer(answer(body=b'{"result": {"base64Qrimg": "data:image/png;'
+                                             b'base64,AAAA"}}'), "x")
+    assert kick.outcome == "qr_issued"
+
+
+def test_qr_answer_with_empty_qr_is_a_reconnect_request():
+    assert hs.classify_qr_answer(answer(body=b'{"success": true, "qr": ""}'), "x").outcome \
+        == "reconnect_requested"
+
+
+def test_redirect_answer_is_a_failure_naming_the_target():
+    kick = hs.classify_qr_answer(answer(301, b"", "text/html",
+                                        location="https://evil.example/x?y"), "x")
+    assert kick.outcome == "failed" and "https://evil.example" in kick.detail
+
+
+def test_redactor_hides_the_secret_whole_and_in_part():
+    redact = hs.Redactor(["Sup3rS3cretValue99"])
+    assert redact("got Sup3rS3cretValue99!") == "got ***!"
+    assert "S3cretVa" not in redact("prefix S3cretValue suffix")
+    assert redact("nothing to hide") == "nothing to hide"
+
+
+def test_quote_untrusted_cannot_forge_log_lines():
+    assert hs.quote_untrusted("a\nb\r\x1b[31m" + "x" * 500) .count("\n") == 0
+    assert len(hs.quote_untrusted("x" * 500)) == hs.MAX_QUOTE_CHARS + 3
+
+
+def test_first_down_run_opens_an_incident_without_alert():
+    report = report_with(("a", "disconnected", False, "reconnect_requested"))
+    incidents, items, notes = hs.plan_incidents({}, report, NOW, POLICY)
+    assert incidents["a"]["runs_down"] == 1 and incidents["a"]["kicks"] == 1
+    assert items == [] and notes == []
+
+
+def test_second_down_run_alerts_once():
+    report = report_with(("a", "disconnected", False, "reconnect_requested"))
+    first, _, _ = hs.plan_incidents({}, report, NOW, POLICY)
+    second, items, _ = hs.plan_incidents(first, report, NOW + timedelta(minutes=15), POLICY)
+    assert [i["kind"] for i in items] == ["alert"]
+    third, items, _ = hs.plan_incidents(second, report, NOW + timedelta(minutes=30), POLICY)
+    assert items == []
+
+
+def test_reminder_is_due_after_the_repeat_interval():
+    report = report_with(("a", "qr_required", False, "qr_issued"))
+    incidents, items, _ = hs.plan_incidents({}, report, NOW, POLICY)
+    assert [i["kind"] for i in items] == ["alert"]
+    _, items, _ = hs.plan_incidents(incidents, report, NOW + timedelta(hours=5), POLICY)
+    assert items == []
+    _, items, _ = hs.plan_incidents(incidents, report, NOW + timedelta(hours=6), POLICY)
+    assert [i["kind"] for i in items] == ["reminder"]
+
+
+def test_recovery_closes_the_incident_with_a_note_and_a_resolved_item():
+    down = report_with(("a", "qr_required", False, "qr_issued"))
+    incidents, _, _ = hs.plan_incidents({}, down, NOW, POLICY)
+    up = report_with(("a", "connected", True))
+    incidents, items, notes = hs.plan_incidents(incidents, up, NOW + timedelta(minutes=45),
+                                                POLICY)
+    assert incidents == {}
+    assert [i["kind"] for i in items] == ["resolved"]
+    assert notes == [(hs.OK, "channel a recovered after 45 min (1 kick, 1 runs down)")]
+
+
+def test_gateway_failure_leaves_channel_incidents_untouched():
+    down = report_with(("a", "disconnected", False, "reconnect_requested"))
+    incidents, _, _ = hs.plan_incidents({}, down, NOW, POLICY)
+    failed = hs.Report(error="unreachable", error_state=hs.CRITICAL, gateway_failed=True)
+    after, items, _ = hs.plan_incidents(incidents, failed, NOW, POLICY)
+    assert after["a"] == incidents["a"]
+    assert after[hs.GATEWAY_KEY]["runs_down"] == 1 and items == []
+
+
+def test_several_items_make_one_message():
+    report = report_with(("a", "x", False, "qr_issued"), ("b", "x", False, "qr_issued"))
+    _, items, _ = hs.plan_incidents({}, report, NOW, POLICY)
+    message = hs.compose_alert(items, hs.CRITICAL, "host", "run1", NOW)
+    assert message["text"].count("\n- ") == 2
+    assert [i["id"] for i in message["items"]] == ["a", "b"]
