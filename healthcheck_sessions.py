@@ -12,8 +12,13 @@ not running is relaunched with ``POST /api/channels/<id>/start-session``. Nothin
 deleted or recreated: that would throw the login away.
 
 Files written (beside this script unless the settings say otherwise):
-    logs/healthcheck-sessions.log   one line per event, only in runs where something was wrong
+    logs/healthcheck-sessions.log   one line per event, only in runs with something to say
     logs/healthcheck-sessions.lock  keeps two runs from kicking the same sessions at once
+    logs/healthcheck-state.json     incidents across runs and alerts waiting to be resent
+
+A channel that stays down, a QR that a person must scan, or a gateway that keeps failing is
+sent to a person (webhook, e-mail, command); a healthchecks.io-style ping notices when cron
+stops running the script at all.
 
 Exit status (the monitoring-plugin convention, so Nagios/Icinga/Zabbix can run it too):
     0 OK        every channel connected; prints nothing unless --verbose
@@ -120,6 +125,21 @@ settings (.env beside the script, or --env-file; the environment wins over the f
   HEALTHCHECK_VERIFY_TLS       true/false: check the gateway's certificate (default true)
   HEALTHCHECK_CA_BUNDLE        a CA file to trust instead of the system's
   HEALTHCHECK_EXPECTED_CHANNELS  comma-separated channels that must be listed
+  HEALTHCHECK_STATE_FILE       incidents across runs (default healthcheck-state.json by the log)
+  HEALTHCHECK_VERIFY_SECONDS   wait, then list again to check the kicks (default 30; 0 off)
+  HEALTHCHECK_ALERT_AFTER      runs down in a row before a person is told (default 2)
+  HEALTHCHECK_ALERT_REPEAT_HOURS  reminder interval while an incident lasts (default 6)
+  HEALTHCHECK_ALERT_TIMEOUT    seconds for each alert delivery and ping (default 10)
+  HEALTHCHECK_ALERT_WEBHOOK_URL  POST alerts as JSON with a "text" field (Slack, Mattermost...)
+  HEALTHCHECK_SMTP_HOST        alerts by e-mail through this SMTP server
+  HEALTHCHECK_SMTP_PORT        its port (default 587 with STARTTLS, 25 without)
+  HEALTHCHECK_SMTP_USER        login, if the server wants one
+  HEALTHCHECK_SMTP_PASSWORD    password for that login
+  HEALTHCHECK_SMTP_FROM        sender address
+  HEALTHCHECK_SMTP_TO          comma-separated recipients
+  HEALTHCHECK_SMTP_STARTTLS    true/false (default true)
+  HEALTHCHECK_ALERT_COMMAND    a command that gets each alert as JSON on stdin
+  HEALTHCHECK_PING_URL         dead man's switch: <url>/start, <url>, <url>/fail
 
 exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
 """

@@ -4,7 +4,7 @@ import base64
 import hashlib
 import os
 
-from conftest import SECRET
+from conftest import ROOT, SECRET
 
 
 def encrypt_like_the_panel(plain: str, infra_key: str) -> str:
@@ -93,9 +93,11 @@ def test_bad_command_line_is_unknown_not_usage_exit_2(run_check, gateway):
 def test_help_names_every_env_variable(run_check):
     run = run_check("--help")
     assert run.code == 0
-    for name in ("WPP_GATEWAY_BASE_URL", "WPP_GATEWAY_SECRET", "INFRA_SECRET_KEY",
-                 "HEALTHCHECK_LOG_FILE", "HEALTHCHECK_DEADLINE", "HEALTHCHECK_CA_BUNDLE",
-                 "HEALTHCHECK_EXPECTED_CHANNELS", "HEALTHCHECK_WORKERS"):
+    import re
+    documented = set(re.findall(r"^#? *([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(),
+                                re.M))
+    assert len(documented) > 20
+    for name in documented:
         assert name in run.stdout
 
 
@@ -131,3 +133,15 @@ def test_encrypted_secret_without_cryptography_says_how_to_install_it(run_check,
     assert run.code == 3
     assert "python3 -m pip install cryptography" in run.first_line
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_every_setting_the_script_reads_is_documented():
+    import re
+    script = (ROOT / "healthcheck_sessions.py").read_text()
+    read = set(re.findall(r'"((?:WPP|HEALTHCHECK|INFRA)_[A-Z_]+)"', script))
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert len(read) > 20
+    for name in read:
+        assert re.search(rf"^#? *{name}=", example, re.M), f"{name} not in .env.example"
+        assert f"`{name}`" in readme, f"{name} not in the README's table"
