@@ -36,11 +36,13 @@ import json
 import os
 import queue
 import re
+import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote, urlsplit
@@ -89,6 +91,9 @@ STATE_VERSION = 1
 
 #: An answer larger than this is refused unread: no gateway list comes near it.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+#: Lines per run, at most, for channels and for problems: a hostile list cannot flood the log.
+MAX_CHANNEL_LINES = 500
+MAX_PROBLEM_LINES = 50
 #: What is quoted from a gateway's answer is cut to this many characters.
 MAX_QUOTE_CHARS = 200
 
@@ -157,6 +162,10 @@ class HealthcheckError(Exception):
         self.state = state
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """SIGTERM arrived; like Ctrl-C (SIGINT), it unwinds the run so the lock is released."""
+
+
 ###############################################################################
 # Text safety #################################################################
 ###############################################################################
@@ -166,11 +175,16 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 def quote_untrusted(value, limit=MAX_QUOTE_CHARS):
     """Return text from the network as one printable line of bounded length."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = _CONTROL_CHARS.sub("?", text)
-    if len(text) > limit:
-        text = text[:limit] + "..."
-    return text
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (ValueError, TypeError, RecursionError):
+            text = f"<{type(value).__name__}>"
+    cut = len(text) > limit
+    text = _CONTROL_CHARS.sub("?", text[:limit])
+    return text + "..." if cut else text
 
 
 class Redactor:
@@ -246,6 +260,8 @@ class Settings:
     ping_url: Optional[str] = field(default=None, repr=False)
     #: URLs that carry a token of their own: hidden whole, never quoted.
     urls_to_hide: Tuple[str, ...] = field(default=(), repr=False)
+    #: The settings file holds the secret and others than its owner may read it.
+    env_file_exposed: bool = False
 
     @property
     def lock_file(self) -> Path:
@@ -298,6 +314,15 @@ class _EnvSource:
             self.values = {k: v for k, v in loaded.items() if v is not None}
         elif explicit:
             raise HealthcheckError(f"settings file {env_file} not found (given with --env-file)")
+
+    def secret_is_exposed(self, name: str) -> bool:
+        """True when `name` comes from the file and group or others may read the file."""
+        if name in self.environ or name not in self.values:
+            return False
+        try:
+            return bool(self.env_file.stat().st_mode & 0o044)
+        except OSError:
+            return False
 
     def where(self, name: str) -> str:
         return f"set {name} in {self.env_file} or in the environment"
@@ -435,6 +460,7 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
         alert_command=source.get("HEALTHCHECK_ALERT_COMMAND"),
         smtp=smtp,
         ping_url=ping_url.rstrip("/") if ping_url else None,
+        env_file_exposed=source.secret_is_exposed("WPP_GATEWAY_SECRET"),
     )
 
 
@@ -528,7 +554,18 @@ class Answer:
 
     def json(self):
         """Return the decoded JSON body, or raise ValueError."""
-        return json.loads(self.body.decode("utf-8-sig"))
+        decoded, value = self._decoded
+        if not decoded:
+            raise ValueError("not JSON")
+        return value
+
+    @cached_property
+    def _decoded(self) -> Tuple[bool, object]:
+        # Decoded once: a body of up to 10 MB is read by several classifiers.
+        try:
+            return True, json.loads(self.body.decode("utf-8-sig"))
+        except (ValueError, RecursionError):  # RecursionError: nesting meant to crash parsers
+            return False, None
 
     def error_text(self) -> Optional[str]:
         """Return the wrapper's `error`/`message` text, if the body carries one."""
@@ -957,14 +994,21 @@ class Report:
     def lines(self) -> List[Tuple[int, str]]:
         """Return the report as (state, text) lines: the summary, then one per event."""
         out = [(self.state, f"WHATSAPP SESSIONS {STATE_NAMES[self.state]} - {self.summary()}")]
-        for channel in self.channels:
-            if not channel.connected:
-                status = quote_untrusted(channel.status or "(none)", 40)
-                verified = f", {channel.verified}" if channel.verified else ""
-                out.append((channel.state, f"channel {quote_untrusted(channel.id, 80)}: status "
-                                           f"{status}, {channel.outcome}{verified}: "
-                                           f"{channel.detail}"))
-        return out + self.problems + self.notes
+        down = [c for c in self.channels if not c.connected]
+        for channel in down[:MAX_CHANNEL_LINES]:
+            status = quote_untrusted(channel.status or "(none)", 40)
+            verified = f", {channel.verified}" if channel.verified else ""
+            out.append((channel.state, f"channel {quote_untrusted(channel.id, 80)}: status "
+                                       f"{status}, {channel.outcome}{verified}: {channel.detail}"))
+        if len(down) > MAX_CHANNEL_LINES:
+            out.append((worst_state(c.state for c in down[MAX_CHANNEL_LINES:]),
+                        f"... and {len(down) - MAX_CHANNEL_LINES} more channels not connected "
+                        f"(see --json)"))
+        out += self.problems[:MAX_PROBLEM_LINES]
+        if len(self.problems) > MAX_PROBLEM_LINES:
+            out.append((worst_state(s for s, _ in self.problems[MAX_PROBLEM_LINES:]),
+                        f"... and {len(self.problems) - MAX_PROBLEM_LINES} more problems"))
+        return out + self.notes
 
     def to_json(self) -> dict:
         return {
@@ -1147,7 +1191,8 @@ def compose_alert(items: List[dict], state: int, host: str, run_id: str, now: da
             return f"{name}: a person must scan a new QR code in the panel now ({counts})"
         if item.get("reason") == "missing":
             return f"{name}: missing from the gateway's list ({counts})"
-        return (f"{name}: still not connected, status {item.get('status')}, last kick "
+        return (f"{name}: still not connected, status "
+                f"{quote_untrusted(item.get('status') or '(none)', 40)}, last kick "
                 f"{item.get('outcome')} ({counts})")
 
     open_items = [i for i in items if i["kind"] != "resolved"]
@@ -1619,6 +1664,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _finish(report, fallback, run_id, output)
         return report.state
     output.redact = settings.redactor()
+    if settings.env_file_exposed:
+        output.warn(f"{settings.env_file} can be read by other users and holds the gateway "
+                    f"secret: run  chmod 600 {settings.env_file}")
     if not settings.verify_tls:
         output.warn("TLS certificate checking is OFF (HEALTHCHECK_VERIFY_TLS=false): anyone on "
                     "the path can read the gateway secret; set HEALTHCHECK_CA_BUNDLE instead")
@@ -1642,12 +1690,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             lock_problem = (f"cannot create the lock file {settings.lock_file} "
                             f"({exc.strerror or type(exc).__name__}): check that the log folder "
                             f"is writable, or set HEALTHCHECK_LOG_FILE")
+    previous_handler = signal.signal(signal.SIGTERM, _raise_run_interrupted)
     try:
-        report = run_check(settings, args.dry_run, run_id, budget_end, hard_end, lock_problem)
+        try:
+            report = run_check(settings, args.dry_run, run_id, budget_end, hard_end,
+                               lock_problem)
+        except KeyboardInterrupt as exc:
+            # The state file is only ever replaced whole, at the end: it stays as it was.
+            name = "SIGTERM" if isinstance(exc, RunInterrupted) else "SIGINT"
+            report = Report(error=f"run interrupted by {name} before it finished; the state "
+                                  f"file was left as it was", error_state=UNKNOWN,
+                            dry_run=args.dry_run)
         _finish(report, settings, run_id, output)
         return report.state
     finally:
         lock.release()
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _raise_run_interrupted(signum, frame):
+    raise RunInterrupted()
 
 
 def run_check(settings: Settings, dry_run: bool, run_id: str, budget_end: float,

@@ -76,8 +76,9 @@ def gateway():
     sim.stop()
 
 
-def write_env(path: Path, values: Dict[str, str]) -> None:
+def write_env(path: Path, values: Dict[str, str], mode: int = 0o600) -> None:
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+    path.chmod(mode)  # it holds the secret: the script warns when others can read it
 
 
 @pytest.fixture
