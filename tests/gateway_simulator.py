@@ -80,6 +80,9 @@ class GatewaySimulator:
         self.channels: Dict[str, Dict[str, str]] = {}
         self.faults: Dict[str, List[Fault]] = {}
         self.latency = {"list": 0.0, "qr": 0.0, "start": 0.0}
+        self.channel_latency: Dict[str, float] = {}  # extra seconds on one channel's kick
+        self.in_flight = {"list": 0, "qr": 0, "start": 0, "other": 0}
+        self.max_in_flight = dict(self.in_flight)  # the most requests handled at once
         self.list_shape = "channels"      # channels | data | bare
         self.id_field = "id"              # id | name | channel_id
         self.start_session_route = True
@@ -122,6 +125,11 @@ class GatewaySimulator:
     def count(self, endpoint: str) -> int:
         with self._lock:
             return sum(1 for r in self.requests if r["endpoint"] == endpoint)
+
+    def connections(self) -> int:
+        """How many TCP connections the requests came over."""
+        with self._lock:
+            return len({r["client"] for r in self.requests})
 
     def calls(self, endpoint: str) -> List[dict]:
         with self._lock:
@@ -233,9 +241,22 @@ class GatewaySimulator:
                     simulator.requests.append({"method": method, "path": self.path,
                                                "endpoint": endpoint, "channel": channel,
                                                "headers": dict(self.headers),
+                                               "client": self.client_address,
                                                "at": time.monotonic()})
-                if endpoint in simulator.latency and simulator.latency[endpoint]:
-                    time.sleep(simulator.latency[endpoint])
+                    simulator.in_flight[endpoint] += 1
+                    simulator.max_in_flight[endpoint] = max(simulator.max_in_flight[endpoint],
+                                                            simulator.in_flight[endpoint])
+                try:
+                    self._answer(method, endpoint, channel)
+                finally:
+                    with simulator._lock:
+                        simulator.in_flight[endpoint] -= 1
+
+            def _answer(self, method, endpoint, channel):
+                delay = simulator.latency.get(endpoint, 0.0) + (
+                    simulator.channel_latency.get(channel, 0.0) if endpoint == "qr" else 0.0)
+                if delay:
+                    time.sleep(delay)
                 fault = simulator._take_fault(endpoint, channel)
                 if fault is not None:
                     return self._fault(fault)
