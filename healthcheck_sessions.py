@@ -590,13 +590,17 @@ class GatewayClient:
         self._session = requests.Session()
         self._session.headers.update({"X-Gateway-Secret": settings.secret,
                                       "Accept": "application/json",
+                                      # No compressed answers: a small body cannot inflate.
+                                      "Accept-Encoding": "identity",
                                       "User-Agent": f"{PROGRAM}/{__version__}"})
+        # Given with each request: a Session-level value loses to REQUESTS_CA_BUNDLE.
+        self._verify: object = True
         if not settings.verify_tls:
-            self._session.verify = False
+            self._verify = False
             import urllib3
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         elif settings.ca_bundle:
-            self._session.verify = str(settings.ca_bundle)
+            self._verify = str(settings.ca_bundle)
         adapter = requests.adapters.HTTPAdapter(pool_connections=1,
                                                 pool_maxsize=max(settings.workers, 1))
         self._session.mount("http://", adapter)
@@ -645,16 +649,16 @@ class GatewayClient:
         try:
             response = self._session.request(
                 method, self.settings.base_url + path, allow_redirects=False, stream=True,
-                timeout=(min(self.settings.connect_timeout, limit), limit))
+                verify=self._verify, timeout=(min(self.settings.connect_timeout, limit), limit))
             with response:
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-                    raise HealthcheckError(self._too_big(), CRITICAL)
+                    raise self._too_big(response.status_code)
                 chunks, size = [], 0
                 for chunk in response.iter_content(64 * 1024):
                     size += len(chunk)
                     if size > MAX_BODY_BYTES:
-                        raise HealthcheckError(self._too_big(), CRITICAL)
+                        raise self._too_big(response.status_code)
                     if time.monotonic() - started > limit:
                         return  # the caller has given up on this call already
                     chunks.append(chunk)
@@ -673,9 +677,12 @@ class GatewayClient:
         except BaseException as exc:  # a bug: re-raised in the caller's thread with its traceback
             box["error"] = exc
 
-    def _too_big(self) -> str:
-        return (f"{self.display_url} sent an answer over {MAX_BODY_BYTES // 2**20} MB; refused "
-                f"unread: check that WPP_GATEWAY_BASE_URL points at the gateway")
+    def _too_big(self, status: int) -> HealthcheckError:
+        # A 2xx this size is an answer outside the contract (UNKNOWN); an error page, CRITICAL.
+        return HealthcheckError(f"{self.display_url} sent an answer over "
+                                f"{MAX_BODY_BYTES // 2**20} MB (HTTP {status}); refused unread: "
+                                f"check that WPP_GATEWAY_BASE_URL points at the gateway",
+                                UNKNOWN if 200 <= status < 300 else CRITICAL)
 
     def _describe_transport_error(self, exc: requests.RequestException) -> str:
         """Say what failed below HTTP, and what to check."""

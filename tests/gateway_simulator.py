@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 from urllib.parse import unquote
 
 #: What a session does when its /qr is called.
@@ -52,7 +52,7 @@ class Fault:
     def __init__(self, kind: str, status: int = 200, body=b"", content_type="application/json",
                  headers: Optional[Dict[str, str]] = None, channel: Optional[str] = None,
                  interval: float = 1.0, size: int = 0, times: Optional[int] = None):
-        self.kind = kind            # response | hang | trickle | reset | big
+        self.kind = kind            # response | hang | trickle | reset | big | stop_listening
         self.status = status
         self.body = body.encode("utf-8") if isinstance(body, str) else body
         self.content_type = content_type
@@ -75,7 +75,7 @@ class GatewaySimulator:
     """A real HTTP server on 127.0.0.1 that behaves like the gateway-wrapper."""
 
     def __init__(self, secret: str = "test-secret-0123456789", host: str = "127.0.0.1",
-                 port: int = 0):
+                 port: int = 0, tls: Optional[Tuple[str, str]] = None):
         self.secret = secret
         self.channels: Dict[str, Dict[str, str]] = {}
         self.faults: Dict[str, List[Fault]] = {}
@@ -92,6 +92,13 @@ class GatewaySimulator:
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if tls:  # (certificate file, key file): serve HTTPS, as nginx does on the real host
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread: Optional[threading.Thread] = None
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -108,7 +115,7 @@ class GatewaySimulator:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def start(self):
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
@@ -288,6 +295,12 @@ class GatewaySimulator:
                 self.wfile.write(body)
 
             def _fault(self, fault: Fault):
+                if fault.kind == "stop_listening":
+                    # Answer this call normally, but refuse every later connection.
+                    simulator._server.shutdown()
+                    simulator._server.socket.close()
+                    return self._send(200, json.dumps(simulator._list_payload()).encode(),
+                                      "application/json", {"Connection": "close"})
                 if fault.kind == "response":
                     return self._send(fault.status, fault.body, fault.content_type, fault.headers)
                 if fault.kind == "hang":
