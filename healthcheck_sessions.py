@@ -40,11 +40,12 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Optional
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -238,7 +239,7 @@ class Settings:
 
     base_url: str
     secret: str = field(repr=False)
-    secrets_to_hide: Tuple[str, ...] = field(repr=False)
+    secrets_to_hide: tuple[str, ...] = field(repr=False)
     env_file: Path = DEFAULT_ENV_FILE
     log_file: Path = SCRIPT_DIR / DEFAULT_LOG_FILE
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
@@ -248,7 +249,7 @@ class Settings:
     workers: int = DEFAULT_WORKERS
     verify_tls: bool = True
     ca_bundle: Optional[Path] = None
-    expected_channels: Tuple[str, ...] = ()
+    expected_channels: tuple[str, ...] = ()
     state_file: Optional[Path] = None
     verify_seconds: float = DEFAULT_VERIFY_SECONDS
     alert_after: int = DEFAULT_ALERT_AFTER
@@ -259,7 +260,7 @@ class Settings:
     smtp: Optional["SmtpSettings"] = None
     ping_url: Optional[str] = field(default=None, repr=False)
     #: URLs that carry a token of their own: hidden whole, never quoted.
-    urls_to_hide: Tuple[str, ...] = field(default=(), repr=False)
+    urls_to_hide: tuple[str, ...] = field(default=(), repr=False)
     #: The settings file holds the secret and others than its owner may read it.
     env_file_exposed: bool = False
 
@@ -274,7 +275,7 @@ class Settings:
         return self.state_file or self.log_file.with_name("healthcheck-state.json")
 
     @property
-    def alert_destinations(self) -> List[str]:
+    def alert_destinations(self) -> list[str]:
         """The alert channels configured, in delivery order."""
         return [name for name, on in (("webhook", self.webhook_url), ("email", self.smtp),
                                       ("command", self.alert_command)) if on]
@@ -292,7 +293,7 @@ class SmtpSettings:
     user: Optional[str]
     password: Optional[str] = field(repr=False)
     sender: str
-    recipients: Tuple[str, ...]
+    recipients: tuple[str, ...]
     starttls: bool
 
 
@@ -302,7 +303,7 @@ class _EnvSource:
     def __init__(self, env_file: Path, environ, explicit: bool):
         self.env_file = env_file
         self.environ = environ
-        self.values: Dict[str, str] = {}
+        self.values: dict[str, str] = {}
         if env_file.is_file():
             try:
                 # interpolate=False: the panel's reader takes values literally.
@@ -406,7 +407,7 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
                                f"with a host, e.g. https://wpp.example.com:8443: "
                                f"{source.where('WPP_GATEWAY_BASE_URL')}")
     try:
-        parts.port
+        _ = parts.port  # urlsplit only checks the port when asked
     except ValueError:
         raise HealthcheckError("WPP_GATEWAY_BASE_URL has a port that is not a number: "
                                f"{source.where('WPP_GATEWAY_BASE_URL')}") from None
@@ -560,7 +561,7 @@ class Answer:
         return value
 
     @cached_property
-    def _decoded(self) -> Tuple[bool, object]:
+    def _decoded(self) -> tuple[bool, object]:
         # Decoded once: a body of up to 10 MB is read by several classifiers.
         try:
             return True, json.loads(self.body.decode("utf-8-sig"))
@@ -628,7 +629,7 @@ class GatewayClient:
             raise HealthcheckError("deadline: no time left in HEALTHCHECK_DEADLINE", CRITICAL)
         limit, limit_name = (timeout, timeout_name) if timeout <= left else (
             left, "HEALTHCHECK_DEADLINE")
-        box: Dict[str, object] = {}
+        box: dict[str, object] = {}
         # A thread bounds the whole call: requests' timeouts apply to each socket read, so
         # a server trickling a byte a second would otherwise hold the run forever.
         too_slow = (f"no complete answer from {self.display_url} within {limit:g}s "
@@ -674,7 +675,7 @@ class GatewayClient:
             box["error"] = HealthcheckError(too_slow, CRITICAL)
         except requests.RequestException as exc:
             box["error"] = HealthcheckError(self._describe_transport_error(exc), CRITICAL)
-        except BaseException as exc:  # a bug: re-raised in the caller's thread with its traceback
+        except BaseException as exc:  # noqa: BLE001 - a bug: re-raised in the caller's thread
             box["error"] = exc
 
     def _too_big(self, status: int) -> HealthcheckError:
@@ -723,7 +724,7 @@ class GatewayClient:
 def _exception_chain_text(exc: BaseException) -> str:
     """Return the lower-cased texts of an exception and its causes, for classification only."""
     texts, seen = [], set()
-    stack: List[BaseException] = [exc]
+    stack: list[BaseException] = [exc]
     while stack:
         current = stack.pop()
         if id(current) in seen:
@@ -788,8 +789,8 @@ class Kick:
 class Listing:
     """The channels in a list answer, and what was wrong with the answer itself."""
 
-    channels: List[Channel]
-    problems: List[Tuple[int, str]]
+    channels: list[Channel]
+    problems: list[tuple[int, str]]
 
 
 def _describe_http_failure(answer: Answer, what: str, base: str) -> str:
@@ -959,17 +960,17 @@ class ChannelReport:
 class Report:
     """What one run found and did: the single source of the output, the log and the JSON."""
 
-    channels: List[ChannelReport] = field(default_factory=list)
-    problems: List[Tuple[int, str]] = field(default_factory=list)
+    channels: list[ChannelReport] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)
     #: Lines worth logging that do not change the state: recoveries, deliveries, state-file news.
-    notes: List[Tuple[int, str]] = field(default_factory=list)
-    missing_expected: List[str] = field(default_factory=list)
+    notes: list[tuple[int, str]] = field(default_factory=list)
+    missing_expected: list[str] = field(default_factory=list)
     error: Optional[str] = None
     error_state: int = OK
     gateway_failed: bool = False
     dry_run: bool = False
-    incidents: Dict[str, dict] = field(default_factory=dict)
-    alerts: List[dict] = field(default_factory=list)
+    incidents: dict[str, dict] = field(default_factory=dict)
+    alerts: list[dict] = field(default_factory=list)
 
     @property
     def state(self) -> int:
@@ -998,7 +999,7 @@ class Report:
             parts.append(f"{len(self.channels)} channels connected")
         return "; ".join(parts)
 
-    def lines(self) -> List[Tuple[int, str]]:
+    def lines(self) -> list[tuple[int, str]]:
         """Return the report as (state, text) lines: the summary, then one per event."""
         out = [(self.state, f"WHATSAPP SESSIONS {STATE_NAMES[self.state]} - {self.summary()}")]
         down = [c for c in self.channels if not c.connected]
@@ -1040,7 +1041,7 @@ def worst_state(states) -> int:
     return max(states, default=OK)
 
 
-def plan_checks(listing: Listing, expected: Sequence[str]) -> Tuple[List[Channel], list, list]:
+def plan_checks(listing: Listing, expected: Sequence[str]) -> tuple[list[Channel], list, list]:
     """Return the channels to kick, the problems the list itself shows, and missing channels."""
     problems = list(listing.problems)
     listed = {channel_key(c.id) for c in listing.channels}
@@ -1090,7 +1091,7 @@ def _duration(start: Optional[datetime], end: datetime) -> str:
 
 
 def plan_incidents(previous: dict, report: Report, now: datetime,
-                   policy: AlertPolicy) -> Tuple[dict, List[dict], List[Tuple[int, str]]]:
+                   policy: AlertPolicy) -> tuple[dict, list[dict], list[tuple[int, str]]]:
     """Return the new incident table, the alert items due now and the lines to log.
 
     Pure: the previous table, this run's report and the time in; nothing is read or written.
@@ -1099,8 +1100,8 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
     again every `repeat_hours`, and once more when it ends.
     """
     incidents = {k: dict(v) for k, v in previous.items() if isinstance(v, dict)}
-    items: List[dict] = []
-    notes: List[Tuple[int, str]] = []
+    items: list[dict] = []
+    notes: list[tuple[int, str]] = []
     stamp = now.isoformat(timespec="seconds")
 
     def open_or_continue(key: str, status: str, outcome: Optional[str], kicked: bool,
@@ -1181,7 +1182,7 @@ def _alert_item(kind: str, key: str, incident: dict, now: Optional[datetime] = N
     return item
 
 
-def compose_alert(items: List[dict], state: int, host: str, run_id: str, now: datetime) -> dict:
+def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: datetime) -> dict:
     """Return one message for all the alert items of a run: text for people, fields for tools."""
     def describe(item: dict) -> str:
         since = item.get("since") or "?"
@@ -1233,13 +1234,13 @@ def kick_channel(client: GatewayClient, channel: Channel) -> Kick:
 
 
 def run_bounded(tasks: Sequence[Callable[[], object]], workers: int,
-                budget_end: float) -> List[Optional[object]]:
+                budget_end: float) -> list[Optional[object]]:
     """Run tasks on at most `workers` threads; return results in order, None where time ran out."""
-    results: List[Optional[object]] = [None] * len(tasks)
-    pending: "queue.Queue[int]" = queue.Queue()
+    results: list[Optional[object]] = [None] * len(tasks)
+    pending: queue.Queue[int] = queue.Queue()
     for index in range(len(tasks)):
         pending.put(index)
-    finished: "queue.Queue[Tuple[int, object, Optional[BaseException]]]" = queue.Queue()
+    finished: queue.Queue[tuple[int, object, Optional[BaseException]]] = queue.Queue()
 
     def work():
         while time.monotonic() < budget_end:
@@ -1249,7 +1250,7 @@ def run_bounded(tasks: Sequence[Callable[[], object]], workers: int,
                 return
             try:
                 finished.put((index, tasks[index](), None))
-            except BaseException as exc:  # a bug: re-raised below in the main thread
+            except BaseException as exc:  # noqa: BLE001 - a bug: re-raised in the main thread
                 finished.put((index, None, exc))
 
     # Daemon threads: a call stuck past the deadline must not keep the process alive.
@@ -1266,8 +1267,8 @@ def run_bounded(tasks: Sequence[Callable[[], object]], workers: int,
     return results
 
 
-def kick_all(client: GatewayClient, channels: List[Channel], workers: int,
-             budget_end: float) -> List[Kick]:
+def kick_all(client: GatewayClient, channels: list[Channel], workers: int,
+             budget_end: float) -> list[Kick]:
     """Kick every channel, at most `workers` at once; in the channels' order."""
     tasks = [lambda c=c: kick_channel(client, c) for c in channels]
     results = run_bounded(tasks, workers, budget_end)
@@ -1303,8 +1304,8 @@ def check_gateway(settings: Settings, dry_run: bool, budget_end: float) -> Repor
     return report
 
 
-def verify_kicks(client: GatewayClient, kicked: List[Channel], wait: float, budget_end: float,
-                 report: Report) -> Dict[str, str]:
+def verify_kicks(client: GatewayClient, kicked: list[Channel], wait: float, budget_end: float,
+                 report: Report) -> dict[str, str]:
     """Wait, list again, and return reconnected/still_down for each kicked channel."""
     if wait <= 0:
         return {}
@@ -1335,7 +1336,7 @@ class RunLock:
         """Return False when another run holds the lock; raise OSError when it cannot be made."""
         import fcntl
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a")
+        handle = open(self.path, "a")  # noqa: SIM115 - held open for the whole run
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -1355,7 +1356,7 @@ def log_timestamp(now: Optional[datetime] = None) -> str:
     return (now or datetime.now()).astimezone().isoformat(timespec="seconds")
 
 
-def append_log(path: Path, run_id: str, lines: List[Tuple[int, str]]) -> None:
+def append_log(path: Path, run_id: str, lines: list[tuple[int, str]]) -> None:
     """Append one line per event, each with a timestamp, a level and the run id."""
     stamp = log_timestamp()
     text = "".join(f"{stamp} {STATE_NAMES[state]:<8} [{PROGRAM} run={run_id}] {message}\n"
@@ -1381,12 +1382,12 @@ def call_with_timeout(function: Callable[[], object], limit: float):
     Socket timeouts bound each read, not a whole exchange: a peer that trickles bytes would
     otherwise hold the run past its deadline.
     """
-    box: Dict[str, object] = {}
+    box: dict[str, object] = {}
 
     def target():
         try:
             box["result"] = function()
-        except BaseException as exc:  # re-raised below, in the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
             box["error"] = exc
 
     worker = threading.Thread(target=target, daemon=True)
@@ -1403,7 +1404,7 @@ def _empty_state() -> dict:
     return {"version": STATE_VERSION, "incidents": {}, "pending_alerts": []}
 
 
-def load_state(path: Path, dry_run: bool) -> Tuple[dict, List[Tuple[int, str]]]:
+def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
     """Return the state of earlier runs, and notes; a corrupt file is moved aside, never fatal."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -1489,7 +1490,7 @@ def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
     try:
         done = subprocess.run(shlex.split(settings.alert_command), timeout=limit,
                               input=json.dumps(message, ensure_ascii=False).encode("utf-8"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     except subprocess.TimeoutExpired:
         raise HealthcheckError(f"still running after {limit:.3g}s (HEALTHCHECK_ALERT_TIMEOUT); "
                                f"it was stopped") from None
@@ -1505,9 +1506,9 @@ def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
 SENDERS = {"webhook": send_webhook, "email": send_email, "command": run_alert_command}
 
 
-def deliver_alerts(settings: Settings, pending: List[dict], message: Optional[dict],
+def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[dict],
                    redact: Redactor, hard_end: float,
-                   report: Report) -> List[dict]:
+                   report: Report) -> list[dict]:
     """Send this run's alert and any earlier one that failed; return what is still pending."""
     queue_ = [dict(p) for p in pending if isinstance(p, dict) and isinstance(
         p.get("message"), dict)]
@@ -1529,8 +1530,8 @@ def deliver_alerts(settings: Settings, pending: List[dict], message: Optional[di
                 if limit <= 0:
                     raise TimeoutError("no time left in HEALTHCHECK_DEADLINE")
                 # The sender's own timeout fires first; the thread's catches a trickling peer.
-                call_with_timeout(lambda d=destination: SENDERS[d](settings, entry["message"],
-                                                                   limit), limit + 1)
+                call_with_timeout(lambda d=destination, m=entry["message"], t=limit:
+                                  SENDERS[d](settings, m, t), limit + 1)
                 outcome["delivered_to"].append(destination)
             except (HealthcheckError, TimeoutError) as exc:
                 error = redact(quote_untrusted(str(exc)))
@@ -1563,9 +1564,8 @@ def send_ping(settings: Settings, suffix: str, body: str, hard_end: float) -> Op
         if limit <= 0:
             break
         try:
-            response = call_with_timeout(lambda: requests.post(
-                url, data=body.encode("utf-8"), timeout=(limit, limit),
-                allow_redirects=False), limit)
+            response = call_with_timeout(lambda t=limit: requests.post(
+                url, data=body.encode("utf-8"), timeout=(t, t), allow_redirects=False), limit)
             response.close()
             if 200 <= response.status_code < 300:
                 return None
@@ -1617,7 +1617,7 @@ class _Output:
         self.as_json = as_json
         self.verbose = verbose
         self.redact = redact
-        self.warnings: List[str] = []
+        self.warnings: list[str] = []
 
     def warn(self, message: str) -> None:
         """A line on stderr now (cron mails it), kept for the log too."""

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from gateway_simulator import GatewaySimulator  # noqa: E402
+from gateway_simulator import GatewaySimulator
 
 SECRET = "bench-secret-0123456789"
 LIST_LATENCY = 1.0

@@ -6,10 +6,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Optional
 
 import pytest
-
 from gateway_simulator import GatewaySimulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +75,7 @@ def gateway():
     sim.stop()
 
 
-def write_env(path: Path, values: Dict[str, str], mode: int = 0o600) -> None:
+def write_env(path: Path, values: dict[str, str], mode: int = 0o600) -> None:
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
     path.chmod(mode)  # it holds the secret: the script warns when others can read it
 
@@ -94,7 +93,7 @@ def home(tmp_path):
 def run_check(home, gateway, tmp_path):
     """Run the script once as a subprocess, with its own .env; returns a Run."""
 
-    def run(*args: str, env: Optional[Dict[str, str]] = None, environ: Optional[Dict] = None,
+    def run(*args: str, env: Optional[dict[str, str]] = None, environ: Optional[dict] = None,
             write_dotenv: bool = True, timeout: float = 60, cwd: Optional[Path] = None,
             stdout=None) -> Run:
         values = {"WPP_GATEWAY_BASE_URL": gateway.url, "WPP_GATEWAY_SECRET": SECRET}
@@ -107,13 +106,13 @@ def run_check(home, gateway, tmp_path):
                        if not k.startswith(("WPP_", "HEALTHCHECK_", "INFRA_"))}
         process_env.update(environ or {})
         cwd = cwd or tmp_path  # never the script's folder: cron's cwd is not reliable
-        command: List[str] = [sys.executable, str(home / "healthcheck_sessions.py"), *args]
+        command: list[str] = [sys.executable, str(home / "healthcheck_sessions.py"), *args]
         if stdout is not None:
             done = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd,
-                                  env=process_env, timeout=timeout, text=True)
+                                  env=process_env, timeout=timeout, text=True, check=False)
             return Run(done.returncode, "", done.stderr, home)
         done = subprocess.run(command, capture_output=True, cwd=cwd, env=process_env,
-                              timeout=timeout, text=True)
+                              timeout=timeout, text=True, check=False)
         return Run(done.returncode, done.stdout, done.stderr, home)
 
     return run
@@ -123,11 +122,11 @@ class Recorder:
     """A real HTTP server on 127.0.0.1 that records every request (webhooks, pings)."""
 
     def __init__(self):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         recorder = self
-        self.requests: List[dict] = []
+        self.requests: list[dict] = []
         self.status = 200  # what it answers; set to 500 to make deliveries fail
 
         class Handler(BaseHTTPRequestHandler):
@@ -157,10 +156,10 @@ class Recorder:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def paths(self) -> List[str]:
+    def paths(self) -> list[str]:
         return [r["path"] for r in self.requests]
 
-    def json_bodies(self) -> List[dict]:
+    def json_bodies(self) -> list[dict]:
         import json
         return [json.loads(r["body"]) for r in self.requests]
 

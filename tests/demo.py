@@ -18,7 +18,7 @@ def run(env_file: Path, *args: str) -> int:
     command = [sys.executable, str(ROOT / "healthcheck_sessions.py"), "--env-file", str(env_file),
                *args]
     print(f"\n$ python3 healthcheck_sessions.py {' '.join(args)}".rstrip())
-    done = subprocess.run(command)
+    done = subprocess.run(command, check=False)
     print(f"(exit status {done.returncode})")
     return done.returncode
 

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 from urllib.parse import unquote
 
 #: What a session does when its /qr is called.
@@ -50,7 +50,7 @@ class Fault:
     """A canned misbehaviour for one endpoint ("list", "qr" or "start")."""
 
     def __init__(self, kind: str, status: int = 200, body=b"", content_type="application/json",
-                 headers: Optional[Dict[str, str]] = None, channel: Optional[str] = None,
+                 headers: Optional[dict[str, str]] = None, channel: Optional[str] = None,
                  interval: float = 1.0, size: int = 0, times: Optional[int] = None):
         self.kind = kind            # response | hang | trickle | reset | big | stop_listening
         self.status = status
@@ -75,19 +75,19 @@ class GatewaySimulator:
     """A real HTTP server on 127.0.0.1 that behaves like the gateway-wrapper."""
 
     def __init__(self, secret: str = "test-secret-0123456789", host: str = "127.0.0.1",
-                 port: int = 0, tls: Optional[Tuple[str, str]] = None):
+                 port: int = 0, tls: Optional[tuple[str, str]] = None):
         self.secret = secret
-        self.channels: Dict[str, Dict[str, str]] = {}
-        self.faults: Dict[str, List[Fault]] = {}
+        self.channels: dict[str, dict[str, str]] = {}
+        self.faults: dict[str, list[Fault]] = {}
         self.latency = {"list": 0.0, "qr": 0.0, "start": 0.0}
-        self.channel_latency: Dict[str, float] = {}  # extra seconds on one channel's kick
+        self.channel_latency: dict[str, float] = {}  # extra seconds on one channel's kick
         self.in_flight = {"list": 0, "qr": 0, "start": 0, "other": 0}
         self.max_in_flight = dict(self.in_flight)  # the most requests handled at once
         self.list_shape = "channels"      # channels | data | bare
         self.id_field = "id"              # id | name | channel_id
         self.start_session_route = True
         self.raw_list: Optional[object] = None  # when set, served as the list's JSON as it is
-        self.requests: List[dict] = []
+        self.requests: list[dict] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
@@ -138,7 +138,7 @@ class GatewaySimulator:
         with self._lock:
             return len({r["client"] for r in self.requests})
 
-    def calls(self, endpoint: str) -> List[dict]:
+    def calls(self, endpoint: str) -> list[dict]:
         with self._lock:
             return [r for r in self.requests if r["endpoint"] == endpoint]
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
-import healthcheck_sessions as hs  # noqa: E402
+import healthcheck_sessions as hs
 
 NOW = datetime(2026, 2, 9, 14, 30, tzinfo=timezone(timedelta(hours=-3)))
 POLICY = hs.AlertPolicy(alert_after=2, repeat_hours=6)
@@ -76,7 +76,7 @@ def test_second_down_run_alerts_once():
     first, _, _ = hs.plan_incidents({}, report, NOW, POLICY)
     second, items, _ = hs.plan_incidents(first, report, NOW + timedelta(minutes=15), POLICY)
     assert [i["kind"] for i in items] == ["alert"]
-    third, items, _ = hs.plan_incidents(second, report, NOW + timedelta(minutes=30), POLICY)
+    _, items, _ = hs.plan_incidents(second, report, NOW + timedelta(minutes=30), POLICY)
     assert items == []
 
 

@@ -1,9 +1,8 @@
 """Errors that say what to check, and a secret that never leaves (healthcheck issue, 9-11)."""
 
 import pytest
-
 from conftest import SECRET, free_port
-from gateway_simulator import GatewaySimulator, html_fault, json_fault, Fault
+from gateway_simulator import Fault, GatewaySimulator, html_fault, json_fault
 
 
 def assert_clean(run):

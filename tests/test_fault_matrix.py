@@ -10,10 +10,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, SECRET, free_port, make_self_signed_certificate
 from gateway_simulator import Fault, GatewaySimulator, html_fault, json_fault
 

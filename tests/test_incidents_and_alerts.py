@@ -9,7 +9,6 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-
 from conftest import SECRET, free_port
 from gateway_simulator import Fault, html_fault, json_fault
 
@@ -114,7 +113,7 @@ def test_kicked_channel_is_verified_reconnected(run_check, gateway, home):
     gateway.add_channel("imobsites", "disconnected")
     run = run_check("--json", env={"HEALTHCHECK_VERIFY_SECONDS": "0.2"})
     report = json.loads(run.stdout)
-    channel = [c for c in report["channels"] if c["id"] == "imobsites"][0]
+    channel = next(c for c in report["channels"] if c["id"] == "imobsites")
     assert channel["verified"] == "reconnected"
     assert gateway.count("list") == 2
     assert "reconnect_requested, reconnected" in run.log
@@ -385,7 +384,7 @@ def test_dry_run_sends_no_alert_and_no_ping_but_shows_them(run_check, gateway, r
     report = json.loads(run.stdout)
     assert recorder.requests == []
     assert state_of(home) == state_before
-    channel = [c for c in report["channels"] if c["id"] == "imobsites"][0]
+    channel = next(c for c in report["channels"] if c["id"] == "imobsites")
     assert channel["incident"]["runs_down"] == 2
     [alert] = report["alerts"]
     assert alert["would_send_to"] == ["webhook"] and "imobsites" in alert["text"]

@@ -1,7 +1,6 @@
 """The reconnect kick and what each answer means (healthcheck issue, 4)."""
 
 import pytest
-
 from gateway_simulator import Fault, html_fault, json_fault
 
 
@@ -38,7 +37,7 @@ def test_each_qr_answer_gets_its_outcome(run_check, gateway, on_kick, outcome, c
     import json
     report = json.loads(run.stdout)
     assert run.code == code
-    channel = [c for c in report["channels"] if c["id"] == "imobsites"][0]
+    channel = next(c for c in report["channels"] if c["id"] == "imobsites")
     assert channel["outcome"] == outcome
     assert channel["connected"] is False
 

@@ -95,7 +95,7 @@ def test_help_names_every_env_variable(run_check):
     assert run.code == 0
     import re
     documented = set(re.findall(r"^#? *([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(),
-                                re.M))
+                                re.MULTILINE))
     assert len(documented) > 20
     for name in documented:
         assert name in run.stdout
@@ -143,5 +143,5 @@ def test_every_setting_the_script_reads_is_documented():
     readme = (ROOT / "README.md").read_text()
     assert len(read) > 20
     for name in read:
-        assert re.search(rf"^#? *{name}=", example, re.M), f"{name} not in .env.example"
+        assert re.search(rf"^#? *{name}=", example, re.MULTILINE), f"{name} not in .env.example"
         assert f"`{name}`" in readme, f"{name} not in the README's table"
