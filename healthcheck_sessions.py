@@ -1787,7 +1787,9 @@ def _finish(report: Report, settings: Settings, run_id: str, output: _Output) ->
     """Write the log (when something is wrong) and print the report."""
     stdout_is_log = False
     if report.worth_logging and not report.dry_run:
-        lines = report.lines() + [(WARNING, w) for w in output.warnings]
+        lines = report.lines()
+        if not is_same_file(sys.stderr, settings.log_file):  # else they are in the log already
+            lines += [(WARNING, w) for w in output.warnings]
         redacted = [(state, output.redact(text)) for state, text in lines]
         try:
             append_log(settings.log_file, run_id, redacted)

@@ -95,7 +95,7 @@ def run_check(home, gateway, tmp_path):
 
     def run(*args: str, env: Optional[dict[str, str]] = None, environ: Optional[dict] = None,
             write_dotenv: bool = True, timeout: float = 60, cwd: Optional[Path] = None,
-            stdout=None) -> Run:
+            stdout=None, stderr=None) -> Run:
         values = {"WPP_GATEWAY_BASE_URL": gateway.url, "WPP_GATEWAY_SECRET": SECRET}
         values.update(FAST_SETTINGS)
         values.update(env or {})
@@ -108,9 +108,9 @@ def run_check(home, gateway, tmp_path):
         cwd = cwd or tmp_path  # never the script's folder: cron's cwd is not reliable
         command: list[str] = [sys.executable, str(home / "healthcheck_sessions.py"), *args]
         if stdout is not None:
-            done = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd,
+            done = subprocess.run(command, stdout=stdout, stderr=stderr or subprocess.PIPE, cwd=cwd,
                                   env=process_env, timeout=timeout, text=True, check=False)
-            return Run(done.returncode, "", done.stderr, home)
+            return Run(done.returncode, "", done.stderr or "", home)
         done = subprocess.run(command, capture_output=True, cwd=cwd, env=process_env,
                               timeout=timeout, text=True, check=False)
         return Run(done.returncode, done.stdout, done.stderr, home)

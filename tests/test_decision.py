@@ -116,3 +116,11 @@ def test_several_items_make_one_message():
     message = hs.compose_alert(items, hs.CRITICAL, "host", "run1", NOW)
     assert message["text"].count("\n- ") == 2
     assert [i["id"] for i in message["items"]] == ["a", "b"]
+
+
+def test_missing_expected_channel_is_an_incident_that_alerts_after_n_runs():
+    report = hs.Report(missing_expected=["imobsites"])
+    first, items, _ = hs.plan_incidents({}, report, NOW, POLICY)
+    assert first["imobsites"]["reason"] == "missing" and items == []
+    _, items, _ = hs.plan_incidents(first, report, NOW + timedelta(minutes=15), POLICY)
+    assert [(i["kind"], i["reason"]) for i in items] == [("alert", "missing")]

@@ -2,6 +2,7 @@
 
 import json
 import re
+import subprocess
 
 from gateway_simulator import html_fault
 
@@ -119,3 +120,16 @@ def test_cron_redirect_into_the_log_does_not_duplicate_events(run_check, gateway
     text = log.read_text()
     assert text.count("channel imobsites") == 1
     assert text.count("WHATSAPP SESSIONS WARNING") == 1
+
+
+def test_cron_redirect_of_both_streams_does_not_duplicate_warnings(run_check, gateway, home):
+    gateway.add_channel("imobsites", "disconnected")
+    log = home / "logs" / "healthcheck-sessions.log"
+    log.parent.mkdir()
+    with open(log, "a") as cron_redirect:  # >> logs/healthcheck-sessions.log 2>&1
+        run = run_check(env={"HEALTHCHECK_VERIFY_TLS": "false"}, stdout=cron_redirect,
+                        stderr=subprocess.STDOUT)
+    assert run.code == 1
+    text = log.read_text()
+    assert text.count("TLS certificate checking is OFF") == 1
+    assert text.count("channel imobsites") == 1
