@@ -168,7 +168,7 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 ###############################################################################
-# Text safety #################################################################
+# Text safety and bounded calls ###############################################
 ###############################################################################
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -226,6 +226,30 @@ class Redactor:
                 out.append(char)
             previous = is_hidden
         return "".join(out)
+
+
+def call_with_timeout(function: Callable[[], object], limit: float):
+    """Run `function` on a daemon thread; return its result, or raise TimeoutError after `limit`.
+
+    Socket timeouts bound each read, not a whole exchange: a peer that trickles bytes would
+    otherwise hold the run past its deadline.
+    """
+    box: dict[str, object] = {}
+
+    def target():
+        try:
+            box["result"] = function()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(max(limit, 0))
+    if worker.is_alive():
+        raise TimeoutError(f"no answer within {max(limit, 0):.3g}s")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("result")
 
 
 ###############################################################################
@@ -629,23 +653,15 @@ class GatewayClient:
             raise HealthcheckError("deadline: no time left in HEALTHCHECK_DEADLINE", CRITICAL)
         limit, limit_name = (timeout, timeout_name) if timeout <= left else (
             left, "HEALTHCHECK_DEADLINE")
-        box: dict[str, object] = {}
-        # A thread bounds the whole call: requests' timeouts apply to each socket read, so
-        # a server trickling a byte a second would otherwise hold the run forever.
         too_slow = (f"no complete answer from {self.display_url} within {limit:g}s "
                     f"({limit_name}); the gateway or WPPConnect is hung or overloaded")
-        worker = threading.Thread(target=self._fetch,
-                                  args=(box, method, path, limit, too_slow),
-                                  name=f"{method} {path}", daemon=True)
-        worker.start()
-        worker.join(limit)
-        if worker.is_alive():
-            raise HealthcheckError(too_slow, CRITICAL)
-        if "error" in box:
-            raise box["error"]  # type: ignore[misc]
-        return box["answer"]  # type: ignore[return-value]
+        try:
+            return call_with_timeout(lambda: self._fetch(method, path, limit, too_slow), limit)
+        except TimeoutError:
+            raise HealthcheckError(too_slow, CRITICAL) from None
 
-    def _fetch(self, box: dict, method: str, path: str, limit: float, too_slow: str) -> None:
+    def _fetch(self, method: str, path: str, limit: float, too_slow: str) -> Answer:
+        """Return the whole answer (at most MAX_BODY_BYTES), or raise HealthcheckError."""
         started = time.monotonic()
         try:
             response = self._session.request(
@@ -661,22 +677,17 @@ class GatewayClient:
                     if size > MAX_BODY_BYTES:
                         raise self._too_big(response.status_code)
                     if time.monotonic() - started > limit:
-                        return  # the caller has given up on this call already
+                        raise HealthcheckError(too_slow, CRITICAL)  # the caller gave up already
                     chunks.append(chunk)
-                box["answer"] = Answer(
-                    status=response.status_code,
-                    content_type=response.headers.get("Content-Type", "").lower(),
-                    www_authenticate=response.headers.get("WWW-Authenticate", ""),
-                    location=response.headers.get("Location", ""),
-                    body=b"".join(chunks))
-        except HealthcheckError as exc:
-            box["error"] = exc
+                return Answer(status=response.status_code,
+                              content_type=response.headers.get("Content-Type", "").lower(),
+                              www_authenticate=response.headers.get("WWW-Authenticate", ""),
+                              location=response.headers.get("Location", ""),
+                              body=b"".join(chunks))
         except requests.exceptions.ReadTimeout:
-            box["error"] = HealthcheckError(too_slow, CRITICAL)
+            raise HealthcheckError(too_slow, CRITICAL) from None
         except requests.RequestException as exc:
-            box["error"] = HealthcheckError(self._describe_transport_error(exc), CRITICAL)
-        except BaseException as exc:  # noqa: BLE001 - a bug: re-raised in the caller's thread
-            box["error"] = exc
+            raise HealthcheckError(self._describe_transport_error(exc), CRITICAL) from None
 
     def _too_big(self, status: int) -> HealthcheckError:
         # A 2xx this size is an answer outside the contract (UNKNOWN); an error page, CRITICAL.
@@ -1374,30 +1385,6 @@ def is_same_file(stream, path: Path) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
-
-
-def call_with_timeout(function: Callable[[], object], limit: float):
-    """Run `function` on a daemon thread; return its result, or raise TimeoutError after `limit`.
-
-    Socket timeouts bound each read, not a whole exchange: a peer that trickles bytes would
-    otherwise hold the run past its deadline.
-    """
-    box: dict[str, object] = {}
-
-    def target():
-        try:
-            box["result"] = function()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(max(limit, 0))
-    if worker.is_alive():
-        raise TimeoutError(f"no answer within {max(limit, 0):.3g}s")
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box.get("result")
 
 
 def _empty_state() -> dict:
