@@ -3,6 +3,7 @@
 import fcntl
 import json
 
+import pytest
 from gateway_simulator import Fault
 
 
@@ -28,17 +29,20 @@ def test_silent_list_call_times_out_critical(run_check, gateway):
     assert "no complete answer" in run.first_line and "HEALTHCHECK_LIST_TIMEOUT" in run.log
 
 
-def test_kicks_that_cannot_finish_in_time_fail_with_deadline(run_check, gateway):
-    for name in ("a", "b", "c", "d"):
-        gateway.add_channel(name, "disconnected")
+@pytest.mark.parametrize("workers", [1, 4])
+def test_kicks_that_cannot_finish_in_time_fail_with_deadline(run_check, gateway, workers):
+    for number in range(6):
+        gateway.add_channel(f"c{number}", "disconnected")
     gateway.set_fault("qr", Fault("hang"))
     run = run_check("--json", env={"HEALTHCHECK_DEADLINE": "3", "HEALTHCHECK_QR_TIMEOUT": "60",
-                                   "HEALTHCHECK_WORKERS": "1"}, timeout=30)
+                                   "HEALTHCHECK_WORKERS": str(workers)}, timeout=30)
     report = json.loads(run.stdout)
     assert run.code == 2
     down = [c for c in report["channels"] if not c["connected"]]
-    assert [c["outcome"] for c in down] == ["failed"] * 4
+    assert len(down) == 6 and {c["outcome"] for c in down} == {"failed"}
     assert all("deadline" in c["detail"].lower() for c in down)
+    # The run ended on time: kicks that could not start were not started.
+    assert gateway.count("qr") == workers
 
 
 def test_run_finding_the_lock_held_makes_no_gateway_call_and_is_unknown(run_check, gateway,

@@ -23,12 +23,11 @@ def redirect_fault(target: str) -> Fault:
     return Fault("response", 302, "", "text/html", headers={"Location": target + "/api/channels"})
 
 
-#: (fault, where, fault or a function of the other server's URL, exit status, the log says)
-LIST_FAULTS = [
+#: Faults that can hit the list call and a kick alike: (fault, how, exit status, the log says).
+HTTP_FAULTS = [
     ("connection refused", "refused", 2, "connection refused by"),
     ("connection reset halfway through the body", Fault("reset"), 2,
      "broke while the answer was being read"),
-    ("name that does not resolve", "dns", 2, "does not resolve"),
     ("accepts and never answers", Fault("hang"), 2, "no complete answer"),
     ("body trickles one byte a second", Fault("trickle", body=b"x" * 100, interval=1.0), 2,
      "no complete answer"),
@@ -42,6 +41,10 @@ LIST_FAULTS = [
      "basic-auth challenge"),
     ("404 with an HTML body", html_fault(404), 2, "is the port in WPP_GATEWAY_BASE_URL right"),
     ("302 to another host", redirect_fault, 2, "redirect to"),
+]
+
+LIST_FAULTS = HTTP_FAULTS + [
+    ("name that does not resolve", "dns", 2, "does not resolve"),
     ("invalid JSON", Fault("response", 200, '{"channels": [', "application/json"), 3,
      "not valid JSON"),
     ("channels not a list", json_fault(200, {"success": True, "channels": "a,b"}), 3,
@@ -70,23 +73,7 @@ LIST_FAULTS = [
     ("TLS, self-signed, HEALTHCHECK_CA_BUNDLE set", "tls+ca", 0, ""),
 ]
 
-KICK_FAULTS = [
-    ("connection refused", "refused", 2, "connection refused by"),
-    ("connection reset halfway through the body", Fault("reset"), 2,
-     "broke while the answer was being read"),
-    ("accepts and never answers", Fault("hang"), 2, "no complete answer"),
-    ("body trickles one byte a second", Fault("trickle", body=b"x" * 100, interval=1.0), 2,
-     "no complete answer"),
-    ("500 with an HTML body", html_fault(500), 2, "HTTP 500 with an HTML page"),
-    ("502 with an HTML body", html_fault(502), 2, "HTTP 502 from the proxy"),
-    ("504 with an HTML body", html_fault(504), 2, "HTTP 504 from the proxy"),
-    ("401 from the app (JSON)", json_fault(401, {"success": False, "error": "Unauthorized"}), 2,
-     "the gateway refused the secret"),
-    ("401 with WWW-Authenticate: Basic",
-     html_fault(401, headers={"WWW-Authenticate": 'Basic realm="api"'}), 2,
-     "basic-auth challenge"),
-    ("404 with an HTML body", html_fault(404), 2, "is the port in WPP_GATEWAY_BASE_URL right"),
-    ("302 to another host", redirect_fault, 2, "redirect to"),
+KICK_FAULTS = HTTP_FAULTS + [
     ("invalid JSON", Fault("response", 200, '{"success": tr', "application/json"), 2,
      "without a JSON object"),
     ("JSON of the wrong types", json_fault(200, ["qr", 5]), 2, "without a JSON object"),
