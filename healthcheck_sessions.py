@@ -1079,6 +1079,11 @@ class AlertPolicy:
     repeat_hours: float
 
 
+def _count(value) -> int:
+    """Return a count kept in the state file, 0 when it is not one (a hand-edited file)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def _parse_time(text) -> Optional[datetime]:
     try:
         value = datetime.fromisoformat(text)
@@ -1119,18 +1124,20 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
                          urgent: bool, reason: str) -> None:
         incident = incidents.get(key) or {"since": stamp, "runs_down": 0, "kicks": 0,
                                           "alerted_at": None, "last_alert_at": None}
-        incident["runs_down"] = int(incident.get("runs_down") or 0) + 1
-        incident["kicks"] = int(incident.get("kicks") or 0) + (1 if kicked else 0)
+        incident["runs_down"] = _count(incident.get("runs_down")) + 1
+        incident["kicks"] = _count(incident.get("kicks")) + (1 if kicked else 0)
         incident.update(last_status=status, last_outcome=outcome, reason=reason)
         incidents[key] = incident
-        last_alert = _parse_time(incident.get("last_alert_at"))
+        last_alert = (_parse_time(incident.get("last_alert_at"))
+                      or _parse_time(incident.get("alerted_at")))
         if not incident.get("alerted_at"):
             if urgent or incident["runs_down"] >= policy.alert_after:
                 items.append(_alert_item("alert", key, incident))
                 incident["alerted_at"] = incident["last_alert_at"] = stamp
-        elif policy.repeat_hours > 0 and (
-                last_alert is None
-                or (now - last_alert).total_seconds() >= policy.repeat_hours * 3600):
+        elif last_alert is None:  # a hand-edited time: restart the reminder clock, no flood
+            incident["last_alert_at"] = stamp
+        elif (policy.repeat_hours > 0
+              and (now - last_alert).total_seconds() >= policy.repeat_hours * 3600):
             items.append(_alert_item("reminder", key, incident))
             incident["last_alert_at"] = stamp
 
@@ -1139,11 +1146,11 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
         if incident is None:
             return
         since = _parse_time(incident.get("since"))
-        kicks = int(incident.get("kicks") or 0)
+        kicks = _count(incident.get("kicks"))
         name = "the gateway" if key == GATEWAY_KEY else f"channel {quote_untrusted(key, 80)}"
         notes.append((OK, f"{name} {how} after {_duration(since, now)} "
                           f"({kicks} kick{'s' if kicks != 1 else ''}, "
-                          f"{incident.get('runs_down', 0)} runs down)"))
+                          f"{_count(incident.get('runs_down'))} runs down)"))
         if incident.get("alerted_at"):
             items.append(_alert_item("resolved", key, incident, now=now, how=how))
 
@@ -1165,8 +1172,8 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
         elif channel.id in incidents:
             if channel.verified == "reconnected":  # down at the start of this run, too
                 incident = incidents[channel.id]
-                incident["kicks"] = int(incident.get("kicks") or 0) + 1
-                incident["runs_down"] = int(incident.get("runs_down") or 0) + 1
+                incident["kicks"] = _count(incident.get("kicks")) + 1
+                incident["runs_down"] = _count(incident.get("runs_down")) + 1
             close(channel.id, "reconnected" if channel.verified else "recovered")
         elif channel.verified == "reconnected":
             notes.append((OK, f"channel {quote_untrusted(channel.id, 80)} reconnected after "
@@ -1402,7 +1409,7 @@ def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
     else:
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         if (isinstance(data, dict) and isinstance(data.get("incidents"), dict)
                 and isinstance(data.get("pending_alerts"), list)):
@@ -1498,7 +1505,7 @@ def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[di
                    report: Report) -> list[dict]:
     """Send this run's alert and any earlier one that failed; return what is still pending."""
     queue_ = [dict(p) for p in pending if isinstance(p, dict) and isinstance(
-        p.get("message"), dict)]
+        p.get("message"), dict) and isinstance(p["message"].get("text"), str)]
     if message is not None:
         queue_.append({"message": _redact_tree(message, redact),
                        "destinations": settings.alert_destinations, "attempts": 0})
@@ -1507,10 +1514,12 @@ def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[di
     for entry in queue_:
         outcome = {"text": entry["message"].get("text"), "delivered_to": [], "failed": {}}
         left = []
-        for destination in entry.get("destinations") or []:
+        destinations = entry.get("destinations")
+        for destination in destinations if isinstance(destinations, list) else []:
             if destination not in configured:
-                report.notes.append((WARNING, f"a kept alert for {destination} was dropped: "
-                                              f"{destination} is no longer configured"))
+                report.notes.append((WARNING, f"a kept alert for "
+                                              f"{quote_untrusted(destination, 20)} was dropped: "
+                                              f"it is no longer configured"))
                 continue
             limit = min(settings.alert_timeout, hard_end - time.monotonic() - 2)
             try:
@@ -1529,7 +1538,7 @@ def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[di
         if outcome["delivered_to"]:
             report.notes.append((OK, f"alert sent to {', '.join(outcome['delivered_to'])}"))
         if left:
-            entry.update(destinations=left, attempts=int(entry.get("attempts") or 0) + 1)
+            entry.update(destinations=left, attempts=_count(entry.get("attempts")) + 1)
             still_pending.append(entry)
         outcome["pending"] = bool(left)
         report.alerts.append(outcome)

@@ -1,9 +1,12 @@
 """The pure decision steps, fed plain data: no gateway, no clock, no files."""
 
+import json
 import sys
 from datetime import datetime, timedelta, timezone
 
 from conftest import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(ROOT))
 import healthcheck_sessions as hs
@@ -124,3 +127,25 @@ def test_missing_expected_channel_is_an_incident_that_alerts_after_n_runs():
     assert first["imobsites"]["reason"] == "missing" and items == []
     _, items, _ = hs.plan_incidents(first, report, NOW + timedelta(minutes=15), POLICY)
     assert [(i["kind"], i["reason"]) for i in items] == [("alert", "missing")]
+
+
+state_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30)
+    | st.sampled_from([NOW.isoformat(), "2026-02-09T14:30:00", "not a time"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner,
+                                                                max_size=4), max_leaves=12)
+incident_tables = st.dictionaries(
+    st.sampled_from(["a", "b", hs.GATEWAY_KEY, "gone"]),
+    st.dictionaries(st.sampled_from(["since", "runs_down", "kicks", "alerted_at",
+                                     "last_alert_at", "reason", "last_status"]), state_values)
+    | state_values, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(previous=incident_tables, gateway_failed=st.booleans())
+def test_a_hand_edited_state_never_breaks_the_plan(previous, gateway_failed):
+    report = report_with(("a", "disconnected", False, "qr_issued"), ("b", "connected", True),
+                         gateway_failed=gateway_failed, error="x" if gateway_failed else None)
+    incidents, items, _ = hs.plan_incidents(previous, report, NOW, POLICY)
+    hs.compose_alert(items, hs.CRITICAL, "host", "run", NOW)
+    json.dumps(incidents)
