@@ -12,6 +12,7 @@ from gateway_simulator import GatewaySimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG = ROOT / "logs" / "demo-healthcheck-sessions.log"
+STATE = ROOT / "logs" / "demo-healthcheck-state.json"  # not the real run's state
 
 
 def run(env_file: Path, *args: str) -> int:
@@ -33,12 +34,16 @@ def main() -> int:
             env_file = Path(folder) / ".env"
             env_file.write_text(f"WPP_GATEWAY_BASE_URL={sim.url}\n"
                                 f"WPP_GATEWAY_SECRET={sim.secret}\n"
-                                f"HEALTHCHECK_LOG_FILE={LOG}\n")
+                                f"HEALTHCHECK_LOG_FILE={LOG}\n"
+                                f"HEALTHCHECK_STATE_FILE={STATE}\n"
+                                # Check the kick after 1 s instead of 30, for the demo.
+                                f"HEALTHCHECK_VERIFY_SECONDS=1\n")
+            env_file.chmod(0o600)
             print(f"Gateway simulator on {sim.url}: pixel12digital connected, "
                   f"imobsites disconnected.")
             first = run(env_file)
             print(f"\nThe log ({LOG.relative_to(ROOT)}) now ends with:")
-            print("".join(LOG.read_text().splitlines(keepends=True)[-2:]), end="")
+            print("".join(LOG.read_text().splitlines(keepends=True)[-3:]), end="")
             second = run(env_file, "--verbose")
     finally:
         sim.stop()
