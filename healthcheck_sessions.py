@@ -183,6 +183,9 @@ def quote_untrusted(value, limit=MAX_QUOTE_CHARS):
             text = json.dumps(value, ensure_ascii=False)
         except (ValueError, TypeError, RecursionError):
             text = f"<{type(value).__name__}>"
+    # Redacted before the cut: a cut through an echoed secret would leave a fragment too
+    # short for the redaction applied to the output.
+    text = _untrusted_redactor(text[:limit * 4])
     cut = len(text) > limit
     text = _CONTROL_CHARS.sub("?", text[:limit])
     return text + "..." if cut else text
@@ -226,6 +229,10 @@ class Redactor:
                 out.append(char)
             previous = is_hidden
         return "".join(out)
+
+
+#: Applied to network text as it is quoted; main() sets it once the secrets are known.
+_untrusted_redactor = Redactor()
 
 
 def call_with_timeout(function: Callable[[], object], limit: float):
@@ -1666,7 +1673,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                             log_file=_log_file_hint(args.env_file if args else None))
         _finish(report, fallback, run_id, output)
         return report.state
-    output.redact = settings.redactor()
+    global _untrusted_redactor
+    output.redact = _untrusted_redactor = settings.redactor()
     if settings.env_file_exposed:
         output.warn(f"{settings.env_file} can be read by other users and holds the gateway "
                     f"secret: run  chmod 600 {settings.env_file}")

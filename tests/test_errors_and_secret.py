@@ -109,3 +109,12 @@ def test_unwritable_log_folder_still_repairs_and_reports(run_check, gateway, tmp
     assert "channel imobsites" in run.stdout
     assert "cannot write the log file" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_cut_through_an_echoed_secret_leaves_no_fragment(run_check, gateway):
+    gateway.add_channel("imobsites", "disconnected")
+    # The quote is cut at 200 characters: here, 4 characters into the secret.
+    gateway.set_fault("qr", json_fault(500, {"success": False, "error": "e" * 196 + SECRET}))
+    run = run_check("--json")
+    assert run.code == 2
+    assert SECRET[:4] not in run.everything()
