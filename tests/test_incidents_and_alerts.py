@@ -388,3 +388,14 @@ def test_dry_run_sends_no_alert_and_no_ping_but_shows_them(run_check, gateway, r
     assert channel["incident"]["runs_down"] == 2
     [alert] = report["alerts"]
     assert alert["would_send_to"] == ["webhook"] and "imobsites" in alert["text"]
+
+
+def test_deadline_covers_a_hanging_webhook(run_check, gateway):
+    gateway.add_channel("imobsites", "disconnected", "qr")
+    gateway.set_fault("other", Fault("hang"))  # the webhook below is served by the gateway
+    # Without the deadline the delivery would wait 60 s and the subprocess time out at 30.
+    run = run_check(env={"HEALTHCHECK_ALERT_WEBHOOK_URL": gateway.url + "/hook",
+                         "HEALTHCHECK_DEADLINE": "6", "HEALTHCHECK_ALERT_TIMEOUT": "60"},
+                    timeout=30)
+    assert run.code == 2
+    assert "alert delivery to webhook failed" in run.log
