@@ -18,13 +18,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from gateway_simulator import GatewaySimulator
+from peak_memory import run_measured
 
 SECRET = "bench-secret-0123456789"
 LIST_LATENCY = 1.0
@@ -32,21 +32,17 @@ KICK_LATENCY = 0.5
 
 
 def run_script(env_file: Path, *args: str):
-    """Run the real script once; return (wall seconds, exit status, max RSS in MB)."""
+    """Run the real script once; return (wall seconds, exit status, its own max RSS in MB)."""
     command = [sys.executable, str(ROOT / "healthcheck_sessions.py"), "--env-file", str(env_file),
                *args]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return wall, process.returncode, usage.ru_maxrss / 1024
+    code, peak_kib, wall, _, _ = run_measured(command, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL)
+    return wall, code, peak_kib / 1024
 
 
 def time_command(command):
-    started = time.perf_counter()
-    subprocess.run(command, check=True)
-    return time.perf_counter() - started
+    """Wall seconds of a command, measured like the script's (same launcher)."""
+    return run_measured(command)[2]
 
 
 def write_env(folder: Path, url: str, workers: int) -> Path:
@@ -81,7 +77,7 @@ def latency_row(folder: Path, channels: int, workers: int) -> dict:
             "meets": "yes" if workers == 1 or wall <= target else "NO"}
 
 
-def floor_rows(folder: Path, repeats: int = 7):
+def floor_rows(folder: Path, repeats: int = 15):
     sim = GatewaySimulator(secret=SECRET)
     sim.add_channel("pixel12digital", "connected")
     sim.add_channel("imobsites", "connected")
@@ -89,9 +85,10 @@ def floor_rows(folder: Path, repeats: int = 7):
     try:
         env_file = write_env(folder, sim.url, 4)
         run_script(env_file)  # warm the disk cache
-        runs = [run_script(env_file) for _ in range(repeats)]
-        floors = [time_command([sys.executable, "-c", "import requests"])
-                  for _ in range(repeats)]
+        runs, floors = [], []
+        for _ in range(repeats):  # interleaved, so both see the same machine noise
+            runs.append(run_script(env_file))
+            floors.append(time_command([sys.executable, "-c", "import requests"]))
     finally:
         sim.stop()
     if any(code != 0 for _, code, _ in runs):
@@ -121,9 +118,9 @@ def main() -> int:
                       f"| {row['ideal']:.2f} | {row['ratio']:.2f} | {row['rss']:.1f} | {meets} |",
                       flush=True)
         check, floor, rss = floor_rows(Path(folder))
-        print(f"\nall connected, 2 channels, no latency: {check:.3f} s (median of 7), "
+        print(f"\nall connected, 2 channels, no latency: {check:.3f} s (median of 15), "
               f"max RSS {rss:.1f} MB")
-        print(f"floor, python -c 'import requests': {floor:.3f} s (median of 7); "
+        print(f"floor, python -c 'import requests': {floor:.3f} s (median of 15); "
               f"ratio {check / floor:.2f} (target 1.5)")
     return 0
 
