@@ -311,7 +311,9 @@ class Settings:
         return [name for name, on in (("webhook", self.webhook_url), ("email", self.smtp),
                                       ("command", self.alert_command)) if on]
 
-    def redactor(self) -> "Redactor":
+    @cached_property
+    def redact(self) -> "Redactor":
+        """Masks this run's secrets in any text; built once."""
         return Redactor(self.secrets_to_hide, self.urls_to_hide)
 
 
@@ -1508,22 +1510,21 @@ SENDERS = {"webhook": send_webhook, "email": send_email, "command": run_alert_co
 
 
 def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[dict],
-                   redact: Redactor, hard_end: float,
-                   report: Report) -> list[dict]:
+                   hard_end: float, report: Report) -> list[dict]:
     """Send this run's alert and any earlier one that failed; return what is still pending."""
-    queue_ = [dict(p) for p in pending if isinstance(p, dict) and isinstance(
+    waiting = [dict(p) for p in pending if isinstance(p, dict) and isinstance(
         p.get("message"), dict) and isinstance(p["message"].get("text"), str)]
     if message is not None:
-        queue_.append({"message": _redact_tree(message, redact),
+        waiting.append({"message": _redact_tree(message, settings.redact),
                        "destinations": settings.alert_destinations, "attempts": 0})
     configured = set(settings.alert_destinations)
     still_pending = []
-    for entry in queue_:
+    for entry in waiting:
         outcome = {"text": entry["message"].get("text"), "delivered_to": [], "failed": {}}
         left = []
         destinations = entry.get("destinations")
         for destination in destinations if isinstance(destinations, list) else []:
-            if destination not in configured:
+            if not isinstance(destination, str) or destination not in configured:
                 report.notes.append((WARNING, f"a kept alert for "
                                               f"{quote_untrusted(destination, 20)} was dropped: "
                                               f"it is no longer configured"))
@@ -1537,7 +1538,7 @@ def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[di
                                   SENDERS[d](settings, m, t), limit + 1)
                 outcome["delivered_to"].append(destination)
             except (HealthcheckError, TimeoutError) as exc:
-                error = redact(quote_untrusted(str(exc)))
+                error = settings.redact(quote_untrusted(str(exc)))
                 outcome["failed"][destination] = error
                 left.append(destination)
                 report.notes.append((WARNING, f"alert delivery to {destination} failed: {error}; "
@@ -1674,7 +1675,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _finish(report, fallback, run_id, output)
         return report.state
     global _untrusted_redactor
-    output.redact = _untrusted_redactor = settings.redactor()
+    output.redact = _untrusted_redactor = settings.redact
     if settings.env_file_exposed:
         output.warn(f"{settings.env_file} can be read by other users and holds the gateway "
                     f"secret: run  chmod 600 {settings.env_file}")
@@ -1756,8 +1757,7 @@ def run_check(settings: Settings, dry_run: bool, run_id: str, budget_end: float,
                                   "would_send_to": settings.alert_destinations})
         return report
 
-    pending = deliver_alerts(settings, state["pending_alerts"], message, settings.redactor(),
-                             hard_end, report)
+    pending = deliver_alerts(settings, state["pending_alerts"], message, hard_end, report)
     try:
         save_state(settings.state_path, {"version": STATE_VERSION,
                                          "updated_at": now.isoformat(timespec="seconds"),
@@ -1769,7 +1769,7 @@ def run_check(settings: Settings, dry_run: bool, run_id: str, budget_end: float,
                                          f"permissions or HEALTHCHECK_STATE_FILE"))
     if pinging:
         # healthchecks.io: the plain URL means success, /fail means the check failed.
-        body = "\n".join(settings.redactor()(text) for _, text in report.lines())
+        body = "\n".join(settings.redact(text) for _, text in report.lines())
         ping_error = send_ping(settings, "" if report.state <= WARNING else "/fail",
                                body[:10000], hard_end)
         if ping_error:
