@@ -118,7 +118,7 @@ def test_signal_mid_run_logs_releases_the_lock_and_keeps_the_state(run_check, ga
 
 def test_two_runs_at_the_same_instant_make_one_set_of_calls(gateway, home, tmp_path):
     gateway.add_channel("imobsites", "disconnected")
-    gateway.latency["list"] = 1.0
+    gateway.latency["list"] = 3.0  # the first run holds the lock well past the second's start
     write_env(home / ".env", {"WPP_GATEWAY_BASE_URL": gateway.url, "WPP_GATEWAY_SECRET": SECRET,
                               "HEALTHCHECK_VERIFY_SECONDS": "0"})
     first, second = start(home, tmp_path), start(home, tmp_path)
