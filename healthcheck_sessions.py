@@ -1093,6 +1093,10 @@ def _count(value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _parse_time(text) -> Optional[datetime]:
     try:
         value = datetime.fromisoformat(text)
@@ -1158,8 +1162,8 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
         kicks = _count(incident.get("kicks"))
         name = "the gateway" if key == GATEWAY_KEY else f"channel {quote_untrusted(key, 80)}"
         notes.append((OK, f"{name} {how} after {_duration(since, now)} "
-                          f"({kicks} kick{'s' if kicks != 1 else ''}, "
-                          f"{_count(incident.get('runs_down'))} runs down)"))
+                          f"({_plural(kicks, 'kick')}, "
+                          f"{_plural(_count(incident.get('runs_down')), 'run')} down)"))
         if incident.get("alerted_at"):
             items.append(_alert_item("resolved", key, incident, now=now, how=how))
 
@@ -1213,7 +1217,8 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
     """Return one message for all the alert items of a run: text for people, fields for tools."""
     def describe(item: dict) -> str:
         since = item.get("since") or "?"
-        counts = f"since {since}, {item.get('runs_down')} runs, {item.get('kicks')} kicks"
+        counts = (f"since {since}, {_plural(_count(item.get('runs_down')), 'run')}, "
+                  f"{_plural(_count(item.get('kicks')), 'kick')}")
         if item["subject"] == "gateway":
             if item["kind"] == "resolved":
                 return f"the gateway answers again (was down {item.get('lasted')})"
@@ -1221,7 +1226,7 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
         name = quote_untrusted(item["id"], 80)
         if item["kind"] == "resolved":
             return f"{name}: {item.get('how')} (was down {item.get('lasted')}, " \
-                   f"{item.get('kicks')} kicks)"
+                   f"{_plural(_count(item.get('kicks')), 'kick')})"
         if item.get("reason") == "qr":
             return f"{name}: a person must scan a new QR code in the panel now ({counts})"
         if item.get("reason") == "missing":

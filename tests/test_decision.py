@@ -101,7 +101,7 @@ def test_recovery_closes_the_incident_with_a_note_and_a_resolved_item():
                                                 POLICY)
     assert incidents == {}
     assert [i["kind"] for i in items] == ["resolved"]
-    assert notes == [(hs.OK, "channel a recovered after 45 min (1 kick, 1 runs down)")]
+    assert notes == [(hs.OK, "channel a recovered after 45 min (1 kick, 1 run down)")]
 
 
 def test_gateway_failure_leaves_channel_incidents_untouched():
