@@ -90,6 +90,14 @@ def home(tmp_path):
 
 
 @pytest.fixture
+def not_a_folder(tmp_path):
+    """A regular file where a folder should be: nothing can be written below it, even as root."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    return blocker
+
+
+@pytest.fixture
 def run_check(home, gateway, tmp_path):
     """Run the script once as a subprocess, with its own .env; returns a Run."""
 

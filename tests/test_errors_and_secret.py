@@ -98,11 +98,9 @@ def test_tls_verification_off_warns_every_run(run_check, gateway):
     assert "TLS certificate checking is OFF" in run.stderr
 
 
-def test_unwritable_log_folder_still_repairs_and_reports(run_check, gateway, tmp_path):
+def test_unwritable_log_folder_still_repairs_and_reports(run_check, gateway, not_a_folder):
     gateway.add_channel("imobsites", "disconnected")
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the log folder should be")
-    run = run_check(env={"HEALTHCHECK_LOG_FILE": str(blocker / "hc.log")})
+    run = run_check(env={"HEALTHCHECK_LOG_FILE": str(not_a_folder / "hc.log")})
     assert run.code == 3
     assert gateway.channels["imobsites"]["status"] == "connected"
     assert run.first_line.startswith("WHATSAPP SESSIONS UNKNOWN - 1 of 2 channels not connected")

@@ -68,11 +68,10 @@ def test_corrupt_or_truncated_state_is_moved_aside_and_the_run_goes_on(run_check
     assert "imobsites" in state_of(home)["incidents"]
 
 
-def test_unwritable_state_file_is_unknown_but_the_kick_is_made(run_check, gateway, tmp_path):
+def test_unwritable_state_file_is_unknown_but_the_kick_is_made(run_check, gateway,
+                                                               not_a_folder):
     gateway.add_channel("imobsites", "disconnected")
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a folder")
-    run = run_check(env={"HEALTHCHECK_STATE_FILE": str(blocker / "state.json")})
+    run = run_check(env={"HEALTHCHECK_STATE_FILE": str(not_a_folder / "state.json")})
     assert run.code == 3
     assert gateway.channels["imobsites"]["status"] == "connected"
     assert "cannot write the state file" in run.stdout and "cannot write the state file" in run.log
