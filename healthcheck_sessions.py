@@ -18,13 +18,17 @@ Files written (beside this script unless the settings say otherwise):
 
 A channel that stays down, a QR that a person must scan, or a gateway that keeps failing is
 sent to a person (webhook, e-mail, command); a healthchecks.io-style ping notices when cron
-stops running the script at all.
+stops running the script at all. With an activity source (a database the panel or the gateway
+already fills with inbound messages), a channel that says "connected" but has stopped receiving
+is reported too: connected is not alive.
 
 Exit status (the monitoring-plugin convention, so Nagios/Icinga/Zabbix can run it too):
     0 OK        every channel connected; prints nothing unless --verbose
-    1 WARNING   a channel was not connected and every reconnect kick was accepted
+    1 WARNING   a channel was not connected and every reconnect kick was accepted, or a
+                connected channel has gone silent (no inbound message for too long)
     2 CRITICAL  the gateway failed (unreachable, timeout, non-2xx), a kick failed, a QR was issued
-    3 UNKNOWN   bad settings, an answer outside the contract, another run in progress
+    3 UNKNOWN   bad settings, an answer outside the contract, another run in progress, the
+                activity source failed
 
 Homepage: the project's README. License: MIT.
 """
@@ -42,7 +46,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Optional
@@ -90,6 +94,32 @@ PING_RETRIES = 2
 MAX_PENDING_ALERTS = 50
 STATE_VERSION = 1
 
+#: A QR kick starts a browser on the gateway (~1.35 GB under WPPConnect) and only a scan can
+#: finish it: after a QR, kick again on runs 2, 4, 8, 16... of the incident, then this often.
+DEFAULT_QR_RETRY_HOURS = 6.0
+
+#: A connected channel with no inbound message for this long is silent, whatever its history.
+DEFAULT_SILENT_HOURS = 72.0
+#: ...and earlier, from its own history, once the silence is at least this old.
+DEFAULT_SILENT_MIN_MINUTES = 60.0
+#: Messages the channel would normally have received during the silence: P(none | 7) = e^-7,
+#: under 1 in 1,000, so a silence that long is not chance.
+SILENT_EXPECTED_MESSAGES = 7.0
+#: History needed before the channel's own rhythm is trusted, and how far back it is kept.
+ACTIVITY_MIN_HISTORY_SECONDS = 7 * 86400
+ACTIVITY_WINDOW_SECONDS = 28 * 86400
+HOURS_PER_WEEK = 168
+DEFAULT_ACTIVITY_TIMEOUT = 30.0
+#: Channel names longer than this are not channels: their rows are ignored, never stored.
+MAX_CHANNEL_ID_CHARS = 200
+#: The panel's own table of inbound webhooks (HEALTHCHECK_ACTIVITY_DB=panel, MySQL/MariaDB).
+PANEL_ACTIVITY_QUERY = (
+    "SELECT COALESCE(JSON_UNQUOTE(JSON_EXTRACT(payload_json, '$.session.id')), "
+    "JSON_UNQUOTE(JSON_EXTRACT(payload_json, '$.sessionId')), "
+    "JSON_UNQUOTE(JSON_EXTRACT(payload_json, '$.session.session'))) AS channel, "
+    "received_at FROM webhook_raw_logs "
+    "WHERE received_at > :since AND event_type IN ('message', 'onmessage')")
+
 #: An answer larger than this is refused unread: no gateway list comes near it.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 #: Lines per run, at most, for channels and for problems: a hostile list cannot flood the log.
@@ -114,6 +144,8 @@ OUTCOME_STATES = {
     "start_session_requested": WARNING,  # the client was not running and was relaunched
     "would_reconnect": WARNING,       # --dry-run: computed as if the kick were accepted
     "qr_issued": CRITICAL,            # the stored login is gone: a person must scan a QR
+    "qr_pending": CRITICAL,           # a QR waits for a scan; not kicked this run (backoff)
+    "silent": WARNING,                # listed as connected, but no inbound message for too long
     "failed": CRITICAL,               # the kick itself failed
 }
 
@@ -146,6 +178,16 @@ settings (.env beside the script, or --env-file; the environment wins over the f
   HEALTHCHECK_SMTP_STARTTLS    true/false (default true)
   HEALTHCHECK_ALERT_COMMAND    a command that gets each alert as JSON on stdin
   HEALTHCHECK_PING_URL         dead man's switch: <url>/start, <url>, <url>/fail
+  HEALTHCHECK_QR_RETRY_HOURS   after a QR, kick on runs 2, 4, 8... then this often (default 6)
+  HEALTHCHECK_ACTIVITY_DB      database of inbound messages (sqlite:///..., mysql+pymysql://...,
+                               postgresql+psycopg://...) or `panel` (the panel's DB_* settings)
+  HEALTHCHECK_ACTIVITY_QUERY   SQL returning (channel, received_at) rows after :since
+  HEALTHCHECK_ACTIVITY_TZ      zone of naive times in that database (default: this machine's)
+  HEALTHCHECK_ACTIVITY_TIMEOUT seconds for the activity query (default 30)
+  HEALTHCHECK_SILENT_HOURS     a connected channel silent this long is reported (default 72)
+  HEALTHCHECK_SILENT_HOURS_BY_CHANNEL  per channel: imobsites=168,orsegups=off
+  HEALTHCHECK_SILENT_MIN_MINUTES  the earliest a busy channel is called silent (default 60)
+  DB_HOST DB_PORT DB_NAME DB_USER DB_PASS DB_CHARSET  the panel's database, for `panel`
 
 exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
 """
@@ -294,6 +336,8 @@ class Settings:
     urls_to_hide: tuple[str, ...] = field(default=(), repr=False)
     #: The settings file holds the secret and others than its owner may read it.
     env_file_exposed: bool = False
+    qr_retry_hours: float = DEFAULT_QR_RETRY_HOURS
+    activity: Optional["ActivitySettings"] = None
 
     @property
     def lock_file(self) -> Path:
@@ -315,6 +359,24 @@ class Settings:
     def redact(self) -> "Redactor":
         """Masks this run's secrets in any text; built once."""
         return Redactor(self.secrets_to_hide, self.urls_to_hide)
+
+
+@dataclass(frozen=True)
+class ActivitySettings:
+    """Where inbound messages are read from, and when a connected channel counts as silent."""
+
+    url: str = field(repr=False)  # an SQLAlchemy database URL; it may hold a password
+    query: str
+    zone: Optional[str]  # IANA name for naive times; None: this machine's zone
+    timeout: float = DEFAULT_ACTIVITY_TIMEOUT
+    silent_hours: float = DEFAULT_SILENT_HOURS
+    #: channel_key -> hours, or None where the channel is never called silent ("off").
+    silent_hours_by_channel: tuple[tuple[str, Optional[float]], ...] = ()
+    silent_min_minutes: float = DEFAULT_SILENT_MIN_MINUTES
+
+    def ceiling_hours(self, channel_id: str) -> Optional[float]:
+        """Return the silence ceiling for one channel, None when it is switched off."""
+        return dict(self.silent_hours_by_channel).get(channel_key(channel_id), self.silent_hours)
 
 
 @dataclass(frozen=True)
@@ -461,6 +523,7 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
     smtp = _load_smtp(source)
     webhook_url = source.url("HEALTHCHECK_ALERT_WEBHOOK_URL")
     ping_url = source.url("HEALTHCHECK_PING_URL")
+    activity = _load_activity(source)
     urls = [u for u in (webhook_url, ping_url) if u]
     # The path of a webhook or ping URL is its token: hide it wherever it might show.
     urls += [urlsplit(u).path.strip("/") for u in urls if len(urlsplit(u).path.strip("/")) >= 8]
@@ -469,7 +532,8 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
         base_url=base_url.rstrip("/"),
         secret=secret,
         secrets_to_hide=tuple(s for s in (secret, stored_secret, infra_key, parts.password,
-                                          smtp.password if smtp else None) if s),
+                                          smtp.password if smtp else None,
+                                          *_database_passwords(source, activity)) if s),
         urls_to_hide=tuple(urls),
         env_file=source.env_file,
         log_file=source.path("HEALTHCHECK_LOG_FILE", SCRIPT_DIR / DEFAULT_LOG_FILE),
@@ -495,7 +559,99 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
         smtp=smtp,
         ping_url=ping_url.rstrip("/") if ping_url else None,
         env_file_exposed=source.secret_is_exposed("WPP_GATEWAY_SECRET"),
+        qr_retry_hours=source.seconds("HEALTHCHECK_QR_RETRY_HOURS", DEFAULT_QR_RETRY_HOURS,
+                                      unit="hours", high=24 * 365),
+        activity=activity,
     )
+
+
+def _load_activity(source: _EnvSource) -> Optional[ActivitySettings]:
+    """Return where inbound messages are read from, None when HEALTHCHECK_ACTIVITY_DB is unset."""
+    raw = source.get("HEALTHCHECK_ACTIVITY_DB")
+    if raw is None:
+        return None
+    if raw.lower() == "panel":
+        url = _panel_database_url(source)
+        query = source.get("HEALTHCHECK_ACTIVITY_QUERY", PANEL_ACTIVITY_QUERY)
+    else:
+        scheme = raw.split("://", 1)[0]
+        if "://" not in raw or not re.fullmatch(r"[a-z][a-z0-9]*(\+[a-z0-9_]+)?", scheme):
+            raise HealthcheckError("HEALTHCHECK_ACTIVITY_DB must be a database URL "
+                                   "(sqlite:///path, mysql+pymysql://user:pass@host:3306/db, "
+                                   "postgresql+psycopg://user:pass@host/db) or the word panel: "
+                                   f"{source.where('HEALTHCHECK_ACTIVITY_DB')}")
+        url = raw
+        query = source.required("HEALTHCHECK_ACTIVITY_QUERY", "SQL returning (channel, "
+                                "received_at) rows received after :since; see the README")
+    zone = source.get("HEALTHCHECK_ACTIVITY_TZ")
+    if zone is not None:
+        try:
+            from zoneinfo import ZoneInfo
+            ZoneInfo(zone)
+        except (ValueError, OSError, KeyError, ImportError):  # ZoneInfoNotFoundError: KeyError
+            raise HealthcheckError(f"HEALTHCHECK_ACTIVITY_TZ must be a time zone name like "
+                                   f"America/Sao_Paulo or UTC, got "
+                                   f"{quote_untrusted(zone, 40)!r}: "
+                                   f"{source.where('HEALTHCHECK_ACTIVITY_TZ')}") from None
+    return ActivitySettings(
+        url=url, query=query, zone=zone,
+        timeout=source.seconds("HEALTHCHECK_ACTIVITY_TIMEOUT", DEFAULT_ACTIVITY_TIMEOUT),
+        silent_hours=source.seconds("HEALTHCHECK_SILENT_HOURS", DEFAULT_SILENT_HOURS,
+                                    unit="hours", high=24 * 365),
+        silent_hours_by_channel=_silent_hours_by_channel(source),
+        silent_min_minutes=source.seconds("HEALTHCHECK_SILENT_MIN_MINUTES",
+                                          DEFAULT_SILENT_MIN_MINUTES, allow_zero=True,
+                                          unit="minutes", high=24 * 60 * 365),
+    )
+
+
+def _silent_hours_by_channel(source: _EnvSource) -> tuple[tuple[str, Optional[float]], ...]:
+    """Parse `imobsites=168,orsegups=off` into (channel_key, hours or None) pairs."""
+    name = "HEALTHCHECK_SILENT_HOURS_BY_CHANNEL"
+    pairs = []
+    for item in (source.get(name) or "").split(","):
+        if not item.strip():
+            continue
+        channel, _, hours = item.rpartition("=")
+        hours = hours.strip().lower()
+        try:
+            value = None if hours == "off" else float(hours)
+        except ValueError:
+            value = -1.0
+        if not channel_key(channel) or (value is not None and not 0 < value < 24 * 365):
+            raise HealthcheckError(f"{name} must be channel=hours or channel=off pairs, "
+                                   f"comma-separated (imobsites=168,orsegups=off), got "
+                                   f"{quote_untrusted(item, 60)!r}: {source.where(name)}")
+        pairs.append((channel_key(channel), value))
+    return tuple(pairs)
+
+
+def _panel_database_url(source: _EnvSource) -> str:
+    """Return the panel's MySQL/MariaDB database (DB_HOST, DB_NAME...) as an SQLAlchemy URL."""
+    why = "the panel's database, for HEALTHCHECK_ACTIVITY_DB=panel"
+    host = source.required("DB_HOST", why)
+    name = source.required("DB_NAME", why)
+    user = source.required("DB_USER", why)
+    password = source.get("DB_PASS") or ""
+    port = source.count("DB_PORT", 3306, 1, 65535)
+    charset = source.get("DB_CHARSET", "utf8mb4")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return (f"mysql+pymysql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/"
+            f"{quote(name, safe='')}?charset={quote(charset, safe='')}")
+
+
+def _database_passwords(source: _EnvSource, activity: Optional[ActivitySettings]) -> list[str]:
+    """Return the activity database's password in each form it may show up in."""
+    if activity is None:
+        return []
+    from urllib.parse import unquote
+    found = [source.get("DB_PASS") or ""]
+    try:
+        encoded = urlsplit(activity.url).password or ""
+    except ValueError:
+        encoded = ""
+    return found + [encoded, unquote(encoded)]
 
 
 def _load_smtp(source: _EnvSource) -> Optional[SmtpSettings]:
@@ -955,6 +1111,230 @@ def classify_start_answer(answer: Answer, base: str) -> Kick:
                                            "requested, it relaunches from the stored login")
 
 
+class ActivityRowError(ValueError):
+    """The activity query failed, or returned a row that is not (channel, received_at)."""
+
+
+def to_epoch(value, zone) -> Optional[float]:
+    """Return a received_at value as epoch seconds; None for NULL; raise ActivityRowError.
+
+    Naive datetimes are in `zone` (a tzinfo; None: this machine's zone). Numbers are epoch
+    seconds, or milliseconds when too large to be seconds (what JavaScript stores).
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.astimezone() if zone is None else value.replace(tzinfo=zone)
+        return value.timestamp()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return to_epoch(float(text), zone)
+        except ValueError:
+            pass
+        try:  # SQLite keeps datetimes as text
+            return to_epoch(datetime.fromisoformat(text.replace("Z", "+00:00")), zone)
+        except ValueError:
+            raise ActivityRowError(f"received_at {quote_untrusted(text, 40)!r} is neither a "
+                                   f"date and time nor epoch seconds") from None
+    if isinstance(value, bool):
+        raise ActivityRowError("received_at is a boolean, not a time")
+    try:
+        number = float(value)  # int, float, Decimal
+    except (TypeError, ValueError):
+        raise ActivityRowError(f"received_at is a {type(value).__name__}, neither a date and "
+                               f"time nor epoch seconds") from None
+    return number / 1000 if number > 1e11 else number
+
+
+def learn_activity(previous: dict, events, now: float, listed: set) -> dict:
+    """Return the activity history with new (channel_key, epoch seconds) events counted in.
+
+    Pure: `previous` is not changed. Per listed channel it keeps the first and last inbound
+    time and the messages of the last four weeks counted by hour (at most 672 numbers), so the
+    history has a fixed size per channel whatever the table holds. Events at or before the
+    previous high-water mark were counted by an earlier run and are skipped, so a query that
+    ignores :since cannot count a message twice.
+    """
+    mark = previous.get("since")
+    mark = mark if isinstance(mark, (int, float)) and not isinstance(mark, bool) else None
+    old_channels = previous.get("channels")
+    channels = {}
+    for key, entry in (old_channels.items() if isinstance(old_channels, dict) else ()):
+        if key in listed and isinstance(entry, dict):
+            hours = entry.get("hours") if isinstance(entry.get("hours"), dict) else {}
+            channels[key] = {"first": entry.get("first"), "last": entry.get("last"),
+                             "hours": {h: n for h, n in hours.items() if _count(n)}}
+    newest = mark
+    for key, at in events:
+        if key not in listed or (mark is not None and at <= mark):
+            continue
+        newest = at if newest is None else max(newest, at)
+        at = min(at, now)  # a clock ahead of ours must not make a silence negative
+        entry = channels.setdefault(key, {"first": at, "last": at, "hours": {}})
+        entry["first"] = at if not _is_time(entry["first"]) else min(entry["first"], at)
+        entry["last"] = at if not _is_time(entry["last"]) else max(entry["last"], at)
+        hour = str(int(at // 3600))
+        entry["hours"][hour] = _count(entry["hours"].get(hour)) + 1
+    oldest_hour = int((now - ACTIVITY_WINDOW_SECONDS) // 3600)
+    for entry in channels.values():
+        entry["hours"] = {h: n for h, n in entry["hours"].items()
+                          if h.lstrip("-").isdigit() and int(h) >= oldest_hour}
+    return {"since": newest, "channels": channels}
+
+
+def _is_time(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Silence:
+    """A connected channel that has stopped receiving: since when, and what it would have had."""
+
+    last_inbound: float  # epoch seconds
+    expected: float      # inbound messages its history says it would normally have had by now
+    rule: str            # "history" (its own rhythm) or "ceiling" (HEALTHCHECK_SILENT_HOURS)
+
+
+def expected_inbound(entry: dict, now: float) -> float:
+    """Return how many messages the channel would normally have received since its last one.
+
+    Its rate for each hour of the week is learned from the four weeks before the silence
+    (messages in that hour-of-week / how often that hour-of-week occurred), then summed over
+    the hours of the silence.
+    """
+    first, last = entry.get("first"), entry.get("last")
+    if not (_is_time(first) and _is_time(last)) or last >= now:
+        return 0.0
+    start_hour = int(max(first, now - ACTIVITY_WINDOW_SECONDS) // 3600)
+    last_hour = int(last // 3600)
+    counts, seen = [0] * HOURS_PER_WEEK, [0] * HOURS_PER_WEEK
+    for hour in range(start_hour, last_hour + 1):
+        seen[hour % HOURS_PER_WEEK] += 1
+    for hour, number in (entry.get("hours") or {}).items():
+        if hour.lstrip("-").isdigit() and start_hour <= int(hour) <= last_hour:
+            counts[int(hour) % HOURS_PER_WEEK] += _count(number)
+    total = 0.0
+    for hour in range(last_hour, int(now // 3600) + 1):
+        slot = hour % HOURS_PER_WEEK
+        if seen[slot]:
+            overlap = min(now, (hour + 1) * 3600) - max(last, hour * 3600)
+            total += counts[slot] / seen[slot] * max(overlap, 0) / 3600
+    return total
+
+
+def assess_silence(entry: Optional[dict], now: float, ceiling_hours: Optional[float],
+                   min_minutes: float) -> Optional[Silence]:
+    """Return the channel's silence when it is one, None when its quiet is normal.
+
+    A channel never heard from is never silent; `ceiling_hours` None switches the rule off.
+    """
+    if not entry or ceiling_hours is None or not _is_time(entry.get("last")):
+        return None
+    last = entry["last"]
+    quiet = now - last
+    expected = expected_inbound(entry, now)
+    if quiet >= ceiling_hours * 3600:
+        return Silence(last, expected, "ceiling")
+    has_history = _is_time(entry.get("first")) and now - entry["first"] >= \
+        ACTIVITY_MIN_HISTORY_SECONDS
+    if has_history and quiet >= min_minutes * 60 and expected >= SILENT_EXPECTED_MESSAGES:
+        return Silence(last, expected, "history")
+    return None
+
+
+def _is_power_of_two(number: int) -> bool:
+    return number > 0 and number & (number - 1) == 0
+
+
+@dataclass(frozen=True)
+class ChannelPlan:
+    """What this run does with one listed channel, decided before any call is made."""
+
+    channel: Channel
+    action: str  # none | kick | wait_qr | alert_silent
+    detail: str = ""
+    silence: Optional[Silence] = None
+
+
+@dataclass
+class Plan:
+    """The run's decisions: one entry per listed channel, and what the list itself shows."""
+
+    channels: list[ChannelPlan]
+    problems: list[tuple[int, str]]
+    missing: list[str]
+
+    @property
+    def to_kick(self) -> list[Channel]:
+        return [p.channel for p in self.channels if p.action == "kick"]
+
+
+def qr_kick_due(incident: Optional[dict], status: str, now: datetime,
+                retry_hours: float) -> tuple[bool, str]:
+    """Return whether a channel not connected is kicked this run, and why not when it is not.
+
+    A kick that issued a QR started a browser that only a scan can finish: kick again on runs
+    2, 4, 8, 16... of the QR phase, then every `retry_hours`, and at once when the status
+    changes (something happened on the gateway).
+    """
+    if not incident or incident.get("last_kick_outcome") != "qr_issued":
+        return True, ""
+    if incident.get("last_status") != (status or "(none)"):
+        return True, ""
+    base = _count(incident.get("qr_since_run")) or 1
+    run = _count(incident.get("runs_down")) + 1 - base + 1
+    last_run = _count(incident.get("last_kick_run")) - base + 1
+    last_at = _parse_time(incident.get("last_kick_at"))
+    if last_at is None or last_run < 1:
+        return True, ""
+    retry_at = last_at + timedelta(hours=retry_hours)
+    if now >= retry_at:
+        return True, ""
+    doubling = _is_power_of_two(last_run)
+    if doubling and _is_power_of_two(run) and run > last_run:
+        return True, ""
+    when = f"at {retry_at.strftime('%Y-%m-%d %H:%M')}"
+    if doubling:
+        when = f"on run {2 * last_run + base - 1} of the incident or {when}, whichever is first"
+    return False, (f"not kicked this run: its last kick issued a QR and only a scan can finish "
+                   f"it; next kick {when} (or now with --force)")
+
+
+def plan_run(listing: Listing, expected: Sequence[str], incidents: dict,
+             silences: dict, now: datetime, qr_retry_hours: float, force: bool) -> Plan:
+    """Return what to do with each listed channel.
+
+    Pure: the listing, the previous incidents, each connected channel's silence (from the
+    activity source) and the time in; the plan out, as data. `--dry-run` prints it and the
+    effects section carries it out.
+    """
+    problems = list(listing.problems)
+    listed = {channel_key(c.id) for c in listing.channels}
+    missing = [name for name in expected if name not in listed]
+    for name in missing:
+        problems.append((CRITICAL, f"expected channel {quote_untrusted(name, 80)} is missing "
+                                   f"from the gateway's list: recreate it in the panel"))
+    if not listing.channels and not expected:
+        problems.append((UNKNOWN, "the gateway lists no channels at all: it may have lost its "
+                                  "sessions; set HEALTHCHECK_EXPECTED_CHANNELS to make this "
+                                  "critical"))
+    plans = []
+    for channel in listing.channels:
+        if channel.connected:
+            silence = silences.get(channel.id)
+            plans.append(ChannelPlan(channel, "alert_silent" if silence else "none",
+                                     silence=silence))
+            continue
+        due, why = (True, "") if force else qr_kick_due(incidents.get(channel.id),
+                                                        channel.status, now, qr_retry_hours)
+        plans.append(ChannelPlan(channel, "kick" if due else "wait_qr", why))
+    return Plan(plans, problems, missing)
+
+
 @dataclass(frozen=True)
 class ChannelReport:
     """One channel in the report."""
@@ -965,6 +1345,8 @@ class ChannelReport:
     outcome: Optional[str] = None
     detail: str = ""
     verified: Optional[str] = None  # reconnected | still_down, when the kick was checked
+    silence: Optional[Silence] = None
+    action: str = "none"  # what the plan said: none | kick | wait_qr | alert_silent
 
     @property
     def state(self) -> int:
@@ -991,6 +1373,9 @@ class Report:
     dry_run: bool = False
     incidents: dict[str, dict] = field(default_factory=dict)
     alerts: list[dict] = field(default_factory=list)
+    #: The activity source: None when not configured; else whether it was read this run.
+    activity_read: Optional[bool] = None
+    activity_error: Optional[str] = None
 
     @property
     def state(self) -> int:
@@ -1011,6 +1396,12 @@ class Report:
             more = f" and {len(down) - 10} more" if len(down) > 10 else ""
             parts.append(f"{len(down)} of {len(self.channels)} channels not connected: "
                          f"{names}{more}")
+        silent = [c for c in self.channels if c.outcome == "silent"]
+        if silent:
+            names = ", ".join(quote_untrusted(c.id, 60) for c in silent[:10])
+            more = f" and {len(silent) - 10} more" if len(silent) > 10 else ""
+            parts.append(f"{len(silent)} connected but silent (no inbound message for too "
+                         f"long): {names}{more}")
         problems = [text for state, text in self.problems if state > OK]
         if problems:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
@@ -1022,7 +1413,7 @@ class Report:
     def lines(self) -> list[tuple[int, str]]:
         """Return the report as (state, text) lines: the summary, then one per event."""
         out = [(self.state, f"WHATSAPP SESSIONS {STATE_NAMES[self.state]} - {self.summary()}")]
-        down = [c for c in self.channels if not c.connected]
+        down = [c for c in self.channels if c.outcome]
         for channel in down[:MAX_CHANNEL_LINES]:
             status = quote_untrusted(channel.status or "(none)", 40)
             verified = f", {channel.verified}" if channel.verified else ""
@@ -1030,7 +1421,7 @@ class Report:
                                        f"{status}, {channel.outcome}{verified}: {channel.detail}"))
         if len(down) > MAX_CHANNEL_LINES:
             out.append((worst_state(c.state for c in down[MAX_CHANNEL_LINES:]),
-                        f"... and {len(down) - MAX_CHANNEL_LINES} more channels not connected "
+                        f"... and {len(down) - MAX_CHANNEL_LINES} more channels need attention "
                         f"(see --json)"))
         out += self.problems[:MAX_PROBLEM_LINES]
         if len(self.problems) > MAX_PROBLEM_LINES:
@@ -1046,10 +1437,16 @@ class Report:
             "error": self.error,
             "summary": self.summary(),
             "channels": [{"id": c.id, "status": c.status, "connected": c.connected,
-                          "outcome": c.outcome, "verified": c.verified,
+                          "action": c.action, "outcome": c.outcome, "verified": c.verified,
                           "detail": c.detail or None,
+                          "last_inbound_at": _iso(c.silence.last_inbound) if c.silence else None,
+                          "expected_inbound": round(c.silence.expected, 1) if c.silence
+                          else None,
                           "incident": self.incidents.get(c.id)} for c in self.channels],
             "gateway_incident": self.incidents.get(GATEWAY_KEY),
+            "activity": None if self.activity_read is None else {
+                "read": self.activity_read, "error": self.activity_error,
+                "incident": self.incidents.get(ACTIVITY_KEY)},
             "problems": [{"state": STATE_NAMES[s], "message": m} for s, m in self.problems],
             "notes": [{"state": STATE_NAMES[s], "message": m} for s, m in self.notes],
             "alerts": self.alerts,
@@ -1061,23 +1458,26 @@ def worst_state(states) -> int:
     return max(states, default=OK)
 
 
-def plan_checks(listing: Listing, expected: Sequence[str]) -> tuple[list[Channel], list, list]:
-    """Return the channels to kick, the problems the list itself shows, and missing channels."""
-    problems = list(listing.problems)
-    listed = {channel_key(c.id) for c in listing.channels}
-    missing = [name for name in expected if name not in listed]
-    for name in missing:
-        problems.append((CRITICAL, f"expected channel {quote_untrusted(name, 80)} is missing "
-                                   f"from the gateway's list: recreate it in the panel"))
-    if not listing.channels and not expected:
-        problems.append((UNKNOWN, "the gateway lists no channels at all: it may have lost its "
-                                  "sessions; set HEALTHCHECK_EXPECTED_CHANNELS to make this "
-                                  "critical"))
-    return [c for c in listing.channels if not c.connected], problems, missing
+def _iso(epoch: float) -> str:
+    """Return epoch seconds as local time with its offset, like the log's timestamps."""
+    return datetime.fromtimestamp(epoch, timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def describe_silence(silence: Silence, now: datetime) -> str:
+    """Say since when a connected channel has been silent and what a person should do."""
+    last = datetime.fromtimestamp(silence.last_inbound, timezone.utc).astimezone()
+    normally = (f"it would normally have had about {silence.expected:.0f} by now"
+                if silence.rule == "history" or silence.expected >= 1
+                else "its ceiling (HEALTHCHECK_SILENT_HOURS) has passed")
+    return (f"listed as connected but no inbound message for {_duration(last, now)} (last at "
+            f"{last.isoformat(timespec='seconds')}); {normally}. Check that the phone is "
+            f"online and WhatsApp is still linked, then restart the session in the gateway")
 
 
 #: The gateway's own incident is kept under this key, beside the channels'.
 GATEWAY_KEY = "*gateway*"
+#: ...and the activity source's.
+ACTIVITY_KEY = "*activity*"
 
 
 @dataclass(frozen=True)
@@ -1134,12 +1534,18 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
     stamp = now.isoformat(timespec="seconds")
 
     def open_or_continue(key: str, status: str, outcome: Optional[str], kicked: bool,
-                         urgent: bool, reason: str) -> None:
+                         urgent: bool, reason: str, **extra) -> None:
         incident = incidents.get(key) or {"since": stamp, "runs_down": 0, "kicks": 0,
                                           "alerted_at": None, "last_alert_at": None}
         incident["runs_down"] = _count(incident.get("runs_down")) + 1
-        incident["kicks"] = _count(incident.get("kicks")) + (1 if kicked else 0)
-        incident.update(last_status=status, last_outcome=outcome, reason=reason)
+        if kicked:
+            incident["kicks"] = _count(incident.get("kicks")) + 1
+            if outcome == "qr_issued" and (incident.get("last_kick_outcome") != "qr_issued"
+                                           or incident.get("last_status") != status):
+                incident["qr_since_run"] = incident["runs_down"]  # the QR backoff starts here
+            incident.update(last_kick_outcome=outcome, last_kick_run=incident["runs_down"],
+                            last_kick_at=stamp)
+        incident.update(last_status=status, last_outcome=outcome, reason=reason, **extra)
         incidents[key] = incident
         last_alert = (_parse_time(incident.get("last_alert_at"))
                       or _parse_time(incident.get("alerted_at")))
@@ -1160,7 +1566,8 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
             return
         since = _parse_time(incident.get("since"))
         kicks = _count(incident.get("kicks"))
-        name = "the gateway" if key == GATEWAY_KEY else f"channel {quote_untrusted(key, 80)}"
+        name = {GATEWAY_KEY: "the gateway", ACTIVITY_KEY: "the activity source"}.get(
+            key, f"channel {quote_untrusted(key, 80)}")
         notes.append((OK, f"{name} {how} after {_duration(since, now)} "
                           f"({_plural(kicks, 'kick')}, "
                           f"{_plural(_count(incident.get('runs_down')), 'run')} down)"))
@@ -1174,15 +1581,34 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
     close(GATEWAY_KEY, "answers again")
     if report.error:  # the run was stopped before the gateway was asked (e.g. the lock)
         return incidents, items, notes
-    listed = set()
+    if report.activity_read is False:
+        open_or_continue(ACTIVITY_KEY, "failing", None, False, False,
+                         quote_untrusted(report.activity_error or "the activity source failed"))
+    else:
+        close(ACTIVITY_KEY, "reads again")
+    listed = {ACTIVITY_KEY}
     for channel in report.channels:
         listed.add(channel.id)
         if channel.down_now:
-            qr = channel.outcome == "qr_issued"
+            qr = channel.outcome in ("qr_issued", "qr_pending")
             open_or_continue(channel.id, channel.status or "(none)", channel.outcome,
-                             kicked=channel.outcome not in (None, "would_reconnect"),
-                             urgent=qr, reason="qr" if qr else "down")
+                             kicked=channel.outcome not in (None, "would_reconnect",
+                                                            "qr_pending"),
+                             urgent=channel.outcome == "qr_issued",
+                             reason="qr" if qr else "down")
+        elif channel.silence is not None:
+            # Connected is not alive: a person must look at the phone now, not in 30 min.
+            open_or_continue(channel.id, channel.status, channel.outcome, kicked=False,
+                             urgent=True, reason="silent",
+                             last_inbound_at=_iso(channel.silence.last_inbound),
+                             expected_inbound=round(channel.silence.expected, 1))
+        elif (channel.id in incidents and incidents[channel.id].get("reason") == "silent"
+              and report.activity_read is False):
+            continue  # the source failed: a silence cannot be seen to end this run
         elif channel.id in incidents:
+            if incidents[channel.id].get("reason") == "silent":
+                close(channel.id, "receives messages again")
+                continue
             if channel.verified == "reconnected":  # down at the start of this run, too
                 incident = incidents[channel.id]
                 incident["kicks"] = _count(incident.get("kicks")) + 1
@@ -1207,6 +1633,11 @@ def _alert_item(kind: str, key: str, incident: dict, now: Optional[datetime] = N
             "since": incident.get("since"), "runs_down": incident.get("runs_down"),
             "kicks": incident.get("kicks"), "status": incident.get("last_status"),
             "outcome": incident.get("last_outcome")}
+    if key == ACTIVITY_KEY:
+        item.update(subject="activity", id=None)
+    if incident.get("reason") == "silent":
+        item.update(last_inbound_at=incident.get("last_inbound_at"),
+                    expected_inbound=incident.get("expected_inbound"))
     if now is not None:
         item["lasted"] = _duration(_parse_time(incident.get("since")), now)
         item["how"] = how
@@ -1223,6 +1654,11 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
             if item["kind"] == "resolved":
                 return f"the gateway answers again (was down {item.get('lasted')})"
             return f"the gateway is failing ({counts}): {item.get('reason')}"
+        if item["subject"] == "activity":
+            if item["kind"] == "resolved":
+                return f"the activity source reads again (was failing {item.get('lasted')})"
+            return (f"the activity source keeps failing, so silent channels cannot be seen "
+                    f"({counts}): {item.get('reason')}")
         name = quote_untrusted(item["id"], 80)
         if item["kind"] == "resolved":
             return f"{name}: {item.get('how')} (was down {item.get('lasted')}, " \
@@ -1231,6 +1667,14 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
             return f"{name}: a person must scan a new QR code in the panel now ({counts})"
         if item.get("reason") == "missing":
             return f"{name}: missing from the gateway's list ({counts})"
+        if item.get("reason") == "silent":
+            expected = item.get("expected_inbound")
+            normally = (f", where it would normally have had about {expected:.0f}"
+                        if isinstance(expected, (int, float)) and expected >= 1 else "")
+            return (f"{name}: connected but silent: no inbound message since "
+                    f"{item.get('last_inbound_at') or '?'}{normally}. Check that the phone is "
+                    f"online and WhatsApp is still linked, then restart the session "
+                    f"(since {since}, {_plural(_count(item.get('runs_down')), 'run')})")
         return (f"{name}: still not connected, status "
                 f"{quote_untrusted(item.get('status') or '(none)', 40)}, last kick "
                 f"{item.get('outcome')} ({counts})")
@@ -1309,17 +1753,44 @@ def kick_all(client: GatewayClient, channels: list[Channel], workers: int,
             for r in results]
 
 
-def check_gateway(settings: Settings, dry_run: bool, budget_end: float) -> Report:
-    """List the channels, kick those not connected, check the kicks; failures land in the report."""
+def check_gateway(settings: Settings, dry_run: bool, force: bool, budget_end: float,
+                  state: dict, now: datetime) -> tuple[Report, Optional[dict]]:
+    """List, read the activity, plan, carry the plan out, check the kicks.
+
+    Returns the report (failures land in it) and the activity history to keep (None when the
+    activity source is not configured; the previous history when it could not be read).
+    """
     report = Report(dry_run=dry_run)
     client = GatewayClient(settings, budget_end)
+    activity = state.get("activity") if isinstance(state.get("activity"), dict) else {}
     try:
         listing = parse_listing(client.list_channels(), client.display_url)
     except HealthcheckError as exc:
         report.error, report.error_state, report.gateway_failed = str(exc), exc.state, True
-        return report
-    to_kick, report.problems, report.missing_expected = plan_checks(
-        listing, settings.expected_channels)
+        return report, activity if settings.activity else None
+    silences = {}
+    if settings.activity:
+        try:
+            activity = read_activity(settings.activity, activity,
+                                     {channel_key(c.id) for c in listing.channels},
+                                     now.timestamp(), budget_end)
+            report.activity_read = True
+        except HealthcheckError as exc:
+            report.activity_read, report.activity_error = False, str(exc)
+            report.problems.append((UNKNOWN, str(exc)))
+        else:
+            for channel in listing.channels:
+                silence = assess_silence(activity["channels"].get(channel_key(channel.id)),
+                                         now.timestamp(),
+                                         settings.activity.ceiling_hours(channel.id),
+                                         settings.activity.silent_min_minutes)
+                if silence:
+                    silences[channel.id] = silence
+    plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
+                    settings.qr_retry_hours, force)
+    report.problems[:0] = plan.problems
+    report.missing_expected = plan.missing
+    to_kick = plan.to_kick
     if dry_run:
         kicks = [Kick("would_reconnect", "dry run: no reconnect call made") for _ in to_kick]
     else:
@@ -1327,13 +1798,133 @@ def check_gateway(settings: Settings, dry_run: bool, budget_end: float) -> Repor
     verified = verify_kicks(client, to_kick, settings.verify_seconds, budget_end, report) \
         if to_kick and not dry_run else {}
     outcome = {c.id: k for c, k in zip(to_kick, kicks)}
-    for channel in listing.channels:
+    for entry in plan.channels:
+        channel = entry.channel
         kick = outcome.get(channel.id)
+        if entry.action == "wait_qr":
+            kick = Kick("qr_pending", entry.detail)
+        elif entry.action == "alert_silent":
+            kick = Kick("silent", describe_silence(entry.silence, now))
         report.channels.append(ChannelReport(channel.id, channel.status, channel.connected,
                                              kick.outcome if kick else None,
                                              kick.detail if kick else "",
-                                             verified.get(channel.id)))
-    return report
+                                             verified.get(channel.id), entry.silence,
+                                             entry.action))
+    return report, activity if settings.activity else None
+
+
+def read_activity(source: ActivitySettings, previous: dict, listed: set, now: float,
+                  budget_end: float) -> dict:
+    """Read the inbound messages received since the last run; return the updated history.
+
+    Raises HealthcheckError (UNKNOWN) saying what to check when the source cannot be read.
+    SQLAlchemy and the driver are imported here only: a watchdog without an activity source
+    needs neither.
+    """
+    try:
+        import sqlalchemy
+        from sqlalchemy.pool import NullPool
+    except ImportError:
+        raise HealthcheckError(f"HEALTHCHECK_ACTIVITY_DB is set but SQLAlchemy is not installed "
+                               f"for {sys.executable}: run  {sys.executable} -m pip install -r "
+                               f"requirements-activity.txt") from None
+    limit = min(source.timeout, budget_end - time.monotonic())
+    limit_name = "HEALTHCHECK_ACTIVITY_TIMEOUT" if limit == source.timeout else \
+        "what was left of HEALTHCHECK_DEADLINE"
+    if limit <= 0:
+        raise HealthcheckError("activity source not read: no time left in HEALTHCHECK_DEADLINE")
+    zone = None
+    if source.zone:
+        from zoneinfo import ZoneInfo
+        zone = ZoneInfo(source.zone)
+    mark = previous.get("since")
+    since = max(mark if _is_time(mark) else 0, now - ACTIVITY_WINDOW_SECONDS)
+    since_local = datetime.fromtimestamp(since, zone or timezone.utc)
+    since_local = (since_local if zone else since_local.astimezone()).replace(tzinfo=None,
+                                                                              microsecond=0)
+    where = "the activity source"
+
+    def events(result):
+        for row in result:
+            if len(row) != 2:
+                raise ActivityRowError(f"the query returned {len(row)} columns; it must return "
+                                       f"two: channel, received_at")
+            channel, at = row
+            at = to_epoch(at, zone)
+            if channel is None or at is None:
+                continue  # a webhook without a session, a row without a time
+            if isinstance(channel, bytes):
+                channel = channel.decode("utf-8", "replace")
+            name = str(channel)
+            if len(name) <= MAX_CHANNEL_ID_CHARS:
+                yield channel_key(name), at
+
+    def query() -> dict:
+        engine = sqlalchemy.create_engine(source.url, poolclass=NullPool,
+                                          connect_args=_driver_timeouts(source.url, limit))
+        try:
+            with engine.connect() as connection:  # a failure here is the connection's
+                try:
+                    result = connection.execution_options(stream_results=True).execute(
+                        sqlalchemy.text(source.query),
+                        {"since": since_local, "since_epoch": int(since)})
+                    return learn_activity(previous, events(result), now, listed)
+                except sqlalchemy.exc.DBAPIError as exc:  # SQLite calls bad SQL "operational"
+                    raise ActivityRowError(f"the query failed: {_database_error(exc)}") from None
+        finally:
+            engine.dispose()
+
+    try:
+        return call_with_timeout(query, limit)
+    except TimeoutError:
+        raise HealthcheckError(f"{where}: the query did not finish within {limit:g}s "
+                               f"({limit_name}); check that the database is up and that the "
+                               f"time column is indexed") from None
+    except ActivityRowError as exc:
+        raise HealthcheckError(f"{where}: {exc}; check HEALTHCHECK_ACTIVITY_QUERY") from None
+    except ImportError as exc:  # the driver named in the URL
+        raise HealthcheckError(f"{where}: the database driver is not installed for "
+                               f"{sys.executable} ({quote_untrusted(str(exc), 80)}): run  "
+                               f"{sys.executable} -m pip install -r requirements-activity.txt"
+                               ) from None
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise HealthcheckError(f"{where}: HEALTHCHECK_ACTIVITY_DB names a database type or "
+                               f"driver SQLAlchemy does not know; use sqlite:///, "
+                               f"mysql+pymysql:// or postgresql+psycopg://") from None
+    except sqlalchemy.exc.ArgumentError:
+        raise HealthcheckError(f"{where}: HEALTHCHECK_ACTIVITY_DB is not a valid database URL"
+                               ) from None
+    except sqlalchemy.exc.OperationalError as exc:
+        raise HealthcheckError(f"{where}: {_database_error(exc)}; check that the database is "
+                               f"running and reachable, and its user and password in "
+                               f"HEALTHCHECK_ACTIVITY_DB (or DB_* for panel)") from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise HealthcheckError(f"{where}: {type(exc).__name__}: "
+                               f"{quote_untrusted(str(exc).splitlines()[0] if str(exc) else '')}"
+                               f"; check HEALTHCHECK_ACTIVITY_DB and HEALTHCHECK_ACTIVITY_QUERY"
+                               ) from None
+
+
+def _database_error(exc) -> str:
+    """Return the driver's own message, one line, without the SQL SQLAlchemy appends."""
+    original = getattr(exc, "orig", None) or exc
+    text = " ".join(str(a) for a in getattr(original, "args", ()) if a is not None) or \
+        str(original)
+    return quote_untrusted(f"{type(original).__name__}: {text.strip()}", 160)
+
+
+def _driver_timeouts(url: str, limit: float) -> dict:
+    """Return connect arguments that bound the driver's own waits (the thread bounds the rest)."""
+    backend = url.split("://", 1)[0].split("+", 1)[0]
+    whole = max(int(limit) + 1, 1)
+    if backend == "sqlite":
+        return {"timeout": limit}
+    if backend in ("mysql", "mariadb"):
+        return {"connect_timeout": min(whole, 10), "read_timeout": whole}
+    if backend == "postgresql":
+        return {"connect_timeout": min(whole, 10),
+                "options": f"-c statement_timeout={int(limit * 1000)}"}
+    return {}
 
 
 def verify_kicks(client: GatewayClient, kicked: list[Channel], wait: float, budget_end: float,
@@ -1607,6 +2198,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="check and report, but make no reconnect call and write nothing")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object instead of text")
+    parser.add_argument("--force", action="store_true",
+                        help="kick every channel that is not connected now, even one waiting "
+                             "for a QR scan (whose kicks otherwise back off)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="also report when every channel is connected")
     parser.add_argument("--env-file", type=Path, metavar="PATH",
@@ -1710,8 +2304,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     previous_handler = signal.signal(signal.SIGTERM, _raise_run_interrupted)
     try:
         try:
-            report = run_check(settings, args.dry_run, run_id, budget_end, hard_end,
-                               lock_problem)
+            report = run_check(settings, args.dry_run, args.force, run_id, budget_end,
+                               hard_end, lock_problem)
         except KeyboardInterrupt as exc:
             # The state file is only ever replaced whole, at the end: it stays as it was.
             name = "SIGTERM" if isinstance(exc, RunInterrupted) else "SIGINT"
@@ -1729,14 +2323,15 @@ def _raise_run_interrupted(signum, frame):
     raise RunInterrupted()
 
 
-def run_check(settings: Settings, dry_run: bool, run_id: str, budget_end: float,
+def run_check(settings: Settings, dry_run: bool, force: bool, run_id: str, budget_end: float,
               hard_end: float, lock_problem: Optional[str]) -> Report:
     """One run under the lock: ping, check, incidents, alerts, state, ping again."""
     state, state_notes = load_state(settings.state_path, dry_run)
     pinging = bool(settings.ping_url) and not dry_run
     ping_error = send_ping(settings, "/start", "", hard_end) if pinging else None
 
-    report = check_gateway(settings, dry_run, budget_end)
+    report, activity = check_gateway(settings, dry_run, force, budget_end, state,
+                                     datetime.now().astimezone())
     report.notes[:0] = state_notes
     if ping_error:
         report.notes.append((WARNING, ping_error))
@@ -1764,9 +2359,11 @@ def run_check(settings: Settings, dry_run: bool, run_id: str, budget_end: float,
 
     pending = deliver_alerts(settings, state["pending_alerts"], message, hard_end, report)
     try:
-        save_state(settings.state_path, {"version": STATE_VERSION,
-                                         "updated_at": now.isoformat(timespec="seconds"),
-                                         "incidents": incidents, "pending_alerts": pending})
+        new_state = {"version": STATE_VERSION, "updated_at": now.isoformat(timespec="seconds"),
+                     "incidents": incidents, "pending_alerts": pending}
+        if activity is not None:
+            new_state["activity"] = activity
+        save_state(settings.state_path, new_state)
     except OSError as exc:
         report.problems.append((UNKNOWN, f"cannot write the state file {settings.state_path} "
                                          f"({exc.strerror or type(exc).__name__}): incidents and "

@@ -212,3 +212,113 @@ def make_self_signed_certificate(folder: Path):
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_file, key_file
+
+
+# -- activity databases ---------------------------------------------------------------------------
+
+def documented_queries() -> list[str]:
+    """The worked HEALTHCHECK_ACTIVITY_QUERY examples of .env.example: the tests run them as is."""
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    return [line.split("=", 1)[1] for line in example.splitlines()
+            if line.startswith("#HEALTHCHECK_ACTIVITY_QUERY=")]
+
+
+class ActivityDatabase:
+    """One empty database holding inbound messages the way a real panel or gateway stores them.
+
+    sqlite: a plain table with naive text times; mariadb: the panel's webhook_raw_logs (naive
+    DATETIME, JSON payload); postgresql: Evolution API's "Message"/"Instance" (epoch seconds).
+    """
+
+    def __init__(self, kind: str, url: str):
+        import sqlalchemy
+        self.kind, self.url = kind, url
+        self.engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        panel_query, evolution_query = documented_queries()
+        schema = {
+            "sqlite": ["CREATE TABLE inbound (channel TEXT, received_at TEXT)"],
+            "mariadb": ["CREATE TABLE webhook_raw_logs (id INT AUTO_INCREMENT PRIMARY KEY, "
+                        "event_type VARCHAR(32), payload_json LONGTEXT, received_at DATETIME, "
+                        "INDEX (received_at))"],
+            "postgresql": ['CREATE TABLE "Instance" ("id" TEXT PRIMARY KEY, "name" VARCHAR(255))',
+                           'CREATE TABLE "Message" ("id" SERIAL PRIMARY KEY, "key" JSONB, '
+                           '"messageTimestamp" INTEGER, "instanceId" TEXT)'],
+        }[kind]
+        self.query = {"sqlite": "SELECT channel, received_at FROM inbound "
+                                "WHERE received_at > :since",
+                      "mariadb": panel_query, "postgresql": evolution_query}[kind]
+        self.execute(*schema)
+        self._instances: set[str] = set()
+
+    def execute(self, *statements: str, rows: Optional[list] = None) -> None:
+        import sqlalchemy
+        with self.engine.begin() as connection:
+            for statement in statements:
+                connection.execute(sqlalchemy.text(statement), rows or {})
+
+    def add(self, channel: str, times, zone=None, outbound: bool = False) -> None:
+        """Store one inbound (or outbound) message per aware datetime in `times`."""
+        import json
+        if not times:
+            return
+        naive = [t.astimezone(zone).replace(tzinfo=None) if zone else
+                 t.astimezone().replace(tzinfo=None) for t in times]
+        if self.kind == "sqlite":
+            if outbound:
+                return  # this plain table holds inbound messages only
+            rows = [{"c": channel, "t": t.isoformat(sep=" ", timespec="seconds")} for t in naive]
+            self.execute("INSERT INTO inbound VALUES (:c, :t)", rows=rows)
+        elif self.kind == "mariadb":
+            payload = [{"session": {"id": channel}}, {"sessionId": channel},
+                       {"session": {"session": channel}}]
+            rows = [{"e": "message.sent" if outbound else ("message", "onmessage")[i % 2],
+                     "p": json.dumps(payload[i % 3]), "t": t} for i, t in enumerate(naive)]
+            self.execute("INSERT INTO webhook_raw_logs (event_type, payload_json, received_at) "
+                         "VALUES (:e, :p, :t)", rows=rows)
+        else:
+            if channel not in self._instances:
+                self._instances.add(channel)
+                self.execute('INSERT INTO "Instance" VALUES (:i, :n)',
+                             rows=[{"i": f"id-{channel}", "n": channel}])
+            rows = [{"k": json.dumps({"fromMe": outbound, "id": f"m{i}"}),
+                     "t": int(t.timestamp()), "i": f"id-{channel}"} for i, t in enumerate(times)]
+            self.execute('INSERT INTO "Message" ("key", "messageTimestamp", "instanceId") '
+                         'VALUES (CAST(:k AS JSONB), :t, :i)', rows=rows)
+
+    def settings(self, **extra: str) -> dict[str, str]:
+        return {"HEALTHCHECK_ACTIVITY_DB": self.url, "HEALTHCHECK_ACTIVITY_QUERY": self.query,
+                **extra}
+
+
+@pytest.fixture(scope="session")
+def database_servers():
+    """The database servers, each started the first time a test asks for it."""
+    import databases
+    started: dict[str, object] = {}
+
+    def get(kind: str):
+        if kind not in started:
+            try:
+                started[kind] = databases.start(kind)
+            except databases.ServerMissing as exc:
+                if os.environ.get("CI"):
+                    pytest.fail(f"{exc}: .ci/run must install it")
+                pytest.skip(str(exc))
+        return started[kind]
+
+    yield get
+    for server in started.values():
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "mariadb", "postgresql"])
+def activity_db(request, database_servers):
+    """A fresh activity database of each kind, on a real server."""
+    server = database_servers(request.param)
+    return ActivityDatabase(request.param, server.new_database())
+
+
+@pytest.fixture
+def sqlite_db(database_servers):
+    """A fresh SQLite activity database: for cases that do not depend on the server."""
+    return ActivityDatabase("sqlite", database_servers("sqlite").new_database())
