@@ -1214,7 +1214,8 @@ def expected_inbound(entry: dict, now: float) -> float:
     counts, seen = [0] * HOURS_PER_WEEK, [0] * HOURS_PER_WEEK
     for hour in range(start_hour, last_hour + 1):
         seen[hour % HOURS_PER_WEEK] += 1
-    for hour, number in (entry.get("hours") or {}).items():
+    hours = entry.get("hours") if isinstance(entry.get("hours"), dict) else {}
+    for hour, number in hours.items():
         if hour.lstrip("-").isdigit() and start_hour <= int(hour) <= last_hour:
             counts[int(hour) % HOURS_PER_WEEK] += _count(number)
     total = 0.0
