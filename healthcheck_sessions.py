@@ -1154,36 +1154,47 @@ def learn_activity(previous: dict, events, now: float, listed: set) -> dict:
     """Return the activity history with new (channel_key, epoch seconds) events counted in.
 
     Pure: `previous` is not changed. Per listed channel it keeps the first and last inbound
-    time and the messages of the last four weeks counted by hour (at most 672 numbers), so the
-    history has a fixed size per channel whatever the table holds. Events at or before the
+    time and the messages of the last four weeks counted by hour: `counts` holds at most 672
+    comma-separated numbers from the hour `base` on, so the history has a fixed size per
+    channel (about 2 KB for a busy one) whatever the table holds. Events at or before the
     previous high-water mark were counted by an earlier run and are skipped, so a query that
     ignores :since cannot count a message twice.
     """
     mark = previous.get("since")
-    mark = mark if isinstance(mark, (int, float)) and not isinstance(mark, bool) else None
+    mark = mark if _is_time(mark) else None
     old_channels = previous.get("channels")
-    channels = {}
+    learned = {}
     for key, entry in (old_channels.items() if isinstance(old_channels, dict) else ()):
         if key in listed and isinstance(entry, dict):
-            hours = entry.get("hours") if isinstance(entry.get("hours"), dict) else {}
-            channels[key] = {"first": entry.get("first"), "last": entry.get("last"),
-                             "hours": {h: n for h, n in hours.items() if _count(n)}}
+            learned[key] = (entry.get("first"), entry.get("last"), hourly_counts(entry))
     newest = mark
     for key, at in events:
         if key not in listed or (mark is not None and at <= mark):
             continue
         newest = at if newest is None else max(newest, at)
         at = min(at, now)  # a clock ahead of ours must not make a silence negative
-        entry = channels.setdefault(key, {"first": at, "last": at, "hours": {}})
-        entry["first"] = at if not _is_time(entry["first"]) else min(entry["first"], at)
-        entry["last"] = at if not _is_time(entry["last"]) else max(entry["last"], at)
-        hour = str(int(at // 3600))
-        entry["hours"][hour] = _count(entry["hours"].get(hour)) + 1
-    oldest_hour = int((now - ACTIVITY_WINDOW_SECONDS) // 3600)
-    for entry in channels.values():
-        entry["hours"] = {h: n for h, n in entry["hours"].items()
-                          if h.lstrip("-").isdigit() and int(h) >= oldest_hour}
+        first, last, hours = learned.setdefault(key, (at, at, {}))
+        learned[key] = (min(first, at) if _is_time(first) else at,
+                        max(last, at) if _is_time(last) else at, hours)
+        hour = int(at // 3600)
+        hours[hour] = hours.get(hour, 0) + 1
+    base = int((now - ACTIVITY_WINDOW_SECONDS) // 3600)
+    channels = {}
+    for key, (first, last, hours) in learned.items():
+        top = max((h for h in hours if h >= base), default=base - 1)
+        channels[key] = {"first": first, "last": last, "base": base,
+                         "counts": ",".join(str(hours[h]) if hours.get(h) else ""
+                                            for h in range(base, top + 1))}
     return {"since": newest, "channels": channels}
+
+
+def hourly_counts(entry: dict) -> dict:
+    """Return a channel's {epoch hour: inbound messages}, read from its kept `base`/`counts`."""
+    base, counts = entry.get("base"), entry.get("counts")
+    if not isinstance(base, int) or isinstance(base, bool) or not isinstance(counts, str):
+        return {}  # a hand-edited or older history: learn afresh
+    return {base + i: int(c) for i, c in enumerate(counts.split(",")[:HOURS_PER_WEEK * 5])
+            if re.fullmatch(r"[0-9]{1,9}", c) and int(c)}
 
 
 def _is_time(value) -> bool:
@@ -1214,10 +1225,9 @@ def expected_inbound(entry: dict, now: float) -> float:
     counts, seen = [0] * HOURS_PER_WEEK, [0] * HOURS_PER_WEEK
     for hour in range(start_hour, last_hour + 1):
         seen[hour % HOURS_PER_WEEK] += 1
-    hours = entry.get("hours") if isinstance(entry.get("hours"), dict) else {}
-    for hour, number in hours.items():
-        if hour.lstrip("-").isdigit() and start_hour <= int(hour) <= last_hour:
-            counts[int(hour) % HOURS_PER_WEEK] += _count(number)
+    for hour, number in hourly_counts(entry).items():
+        if start_hour <= hour <= last_hour:
+            counts[hour % HOURS_PER_WEEK] += number
     total = 0.0
     for hour in range(last_hour, int(now // 3600) + 1):
         slot = hour % HOURS_PER_WEEK
