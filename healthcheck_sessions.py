@@ -36,6 +36,7 @@ Homepage: the project's README. License: MIT.
 __version__ = "1.0.0"
 
 import argparse
+import dataclasses
 import json
 import os
 import queue
@@ -127,6 +128,9 @@ MAX_CHANNEL_LINES = 500
 MAX_PROBLEM_LINES = 50
 #: What is quoted from a gateway's answer is cut to this many characters.
 MAX_QUOTE_CHARS = 200
+#: The status line a monitoring system shows, without its performance data (Monit keeps 512
+#: bytes of the whole output; the plugin guidelines ask for a short first line).
+MAX_STATUS_LINE_CHARS = 200
 
 #: Fields in which the gateway wrappers return the QR image.
 QR_IMAGE_FIELDS = ("qr", "qr_base64", "qrcode", "base64Qrimg", "base64", "base64Image",
@@ -1387,6 +1391,8 @@ class Report:
     #: The activity source: None when not configured; else whether it was read this run.
     activity_read: Optional[bool] = None
     activity_error: Optional[str] = None
+    #: Seconds the run took, for the performance data; set just before the report is printed.
+    elapsed: float = 0.0
 
     @property
     def state(self) -> int:
@@ -1397,22 +1403,22 @@ class Report:
     def worth_logging(self) -> bool:
         return self.state != OK or bool(self.notes)
 
-    def summary(self) -> str:
-        """One line: the error, or how many channels are down and what came of it."""
+    def summary(self, limit: int = 0) -> str:
+        """One line: the error, or how many channels are down and what came of it.
+
+        With `limit`, channel lists are cut ("... and N more") so that the line fits.
+        """
         parts = [self.error] if self.error else []
         down = [c for c in self.channels if not c.connected]
         if down:
-            names = ", ".join(f"{quote_untrusted(c.id, 60)} ({c.outcome}"
-                              f"{', ' + c.verified if c.verified else ''})" for c in down[:10])
-            more = f" and {len(down) - 10} more" if len(down) > 10 else ""
-            parts.append(f"{len(down)} of {len(self.channels)} channels not connected: "
-                         f"{names}{more}")
+            parts.append(_fit(f"{len(down)} of {len(self.channels)} channels not connected: ",
+                              [f"{quote_untrusted(c.id, 60)} ({c.outcome}"
+                               f"{', ' + c.verified if c.verified else ''})" for c in down],
+                              limit))
         silent = [c for c in self.channels if c.outcome == "silent"]
         if silent:
-            names = ", ".join(quote_untrusted(c.id, 60) for c in silent[:10])
-            more = f" and {len(silent) - 10} more" if len(silent) > 10 else ""
-            parts.append(f"{len(silent)} connected but silent (no inbound message for too "
-                         f"long): {names}{more}")
+            parts.append(_fit(f"{len(silent)} connected but silent (no inbound message for too "
+                              f"long): ", [quote_untrusted(c.id, 60) for c in silent], limit))
         problems = [text for state, text in self.problems if state > OK]
         if problems:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
@@ -1420,6 +1426,30 @@ class Report:
         if not parts:
             parts.append(f"{len(self.channels)} channels connected")
         return "; ".join(parts)
+
+    def status_line(self) -> str:
+        """The first line for a monitoring system: at most 200 characters, then the perfdata."""
+        head = f"WHATSAPP SESSIONS {STATE_NAMES[self.state]} - "
+        text = head + self.summary(MAX_STATUS_LINE_CHARS - len(head))
+        if len(text) > MAX_STATUS_LINE_CHARS:
+            text = text[:MAX_STATUS_LINE_CHARS - 4].rstrip() + " ..."
+        return f"{text.replace('|', '/')} | {self.perfdata()}"
+
+    def perfdata(self) -> str:
+        """Counts for this run in the monitoring-plugin format, always all, in a fixed order."""
+        kicked = [c for c in self.channels if c.outcome in KICK_OUTCOMES]
+        counts = (("channels", len(self.channels)),
+                  ("connected", sum(c.connected for c in self.channels)),
+                  ("not_connected", sum(not c.connected for c in self.channels)),
+                  ("kicked", len(kicked)),
+                  ("reconnected", sum(c.verified == "reconnected" for c in self.channels)),
+                  ("qr_issued", sum(c.outcome == "qr_issued" for c in self.channels)),
+                  ("failed", sum(c.outcome == "failed" for c in self.channels)),
+                  ("missing", len(self.missing_expected)))
+        fields = [f"{label}={value};;;0" for label, value in counts]
+        fields.append(f"time={self.elapsed:.3f}s;;;0")
+        fields.append(f"silent={sum(c.outcome == 'silent' for c in self.channels)};;;0")
+        return " ".join(fields)
 
     def lines(self) -> list[tuple[int, str]]:
         """Return the report as (state, text) lines: the summary, then one per event."""
@@ -1462,6 +1492,26 @@ class Report:
             "notes": [{"state": STATE_NAMES[s], "message": m} for s, m in self.notes],
             "alerts": self.alerts,
         }
+
+
+#: Outcomes that mean a reconnect call was made.
+KICK_OUTCOMES = frozenset({"reconnect_requested", "already_connected", "starting",
+                           "start_session_requested", "qr_issued", "failed"})
+
+
+def _fit(head: str, items: list[str], limit: int) -> str:
+    """Return head + items joined, cut with "and N more" to stay within `limit` (0: 10 items)."""
+    if not limit:
+        more = f" and {len(items) - 10} more" if len(items) > 10 else ""
+        return head + ", ".join(items[:10]) + more
+    text = head
+    for index, item in enumerate(items):
+        left = len(items) - index - 1
+        candidate = text + (", " if index else "") + item
+        if index and len(candidate) + (len(f" and {left} more") if left else 0) > limit:
+            return text + f" and {len(items) - index} more"
+        text = candidate
+    return text
 
 
 def worst_state(states) -> int:
@@ -2204,7 +2254,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         prog="healthcheck_sessions.py",
         description="Reconnects the WhatsApp sessions of a WPPConnect gateway that are not "
                     "connected. Silent and exit 0 when all are connected.",
-        epilog=ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False)  # `--js` must not quietly mean --json
     parser.add_argument("--dry-run", action="store_true",
                         help="check and report, but make no reconnect call and write nothing")
     parser.add_argument("--json", action="store_true",
@@ -2216,7 +2267,11 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="also report when every channel is connected")
     parser.add_argument("--env-file", type=Path, metavar="PATH",
                         help=f"settings file (default: {DEFAULT_ENV_FILE})")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--timeout", "-t", type=float, metavar="SECONDS",
+                        help="this run's deadline in seconds, overriding HEALTHCHECK_DEADLINE; "
+                             "set it below the timeout of whatever runs the script (Nagios "
+                             "service_check_timeout, Monit)")
+    parser.add_argument("--version", "-V", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
 
@@ -2232,6 +2287,7 @@ class _Output:
         self.verbose = verbose
         self.redact = redact
         self.warnings: list[str] = []
+        self.started = time.monotonic()
 
     def warn(self, message: str) -> None:
         """A line on stderr now (cron mails it), kept for the log too."""
@@ -2239,6 +2295,7 @@ class _Output:
         print(self.redact(f"{PROGRAM}: {message}"), file=sys.stderr, flush=True)
 
     def report(self, report: Report, stdout_is_log: bool) -> None:
+        report.elapsed = time.monotonic() - self.started
         if self.as_json:
             # Redact each string before encoding: JSON escaping could hide a secret from it.
             print(json.dumps(_redact_tree(report.to_json(), self.redact), ensure_ascii=False),
@@ -2252,7 +2309,12 @@ class _Output:
         if report.state == OK:
             lines += [(OK, f"channel {quote_untrusted(c.id, 80)}: connected")
                       for c in report.channels]
-        print(self.redact("\n".join(text for _, text in lines)), flush=True)
+        # Nagios reads everything after the first `|` as performance data.
+        texts = [report.status_line()]
+        if not texts[0].startswith(lines[0][1].replace("|", "/") + " | "):
+            texts.append(lines[0][1].replace("|", "/"))  # the status line was cut: say it whole
+        texts += [text.replace("|", "/") for _, text in lines[1:]]
+        print(self.redact("\n".join(texts)), flush=True)
 
 
 def _redact_tree(value, redact: Redactor):
@@ -2277,6 +2339,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parse_args(raw_args)
         output.verbose = args.verbose
         settings = load_settings(args.env_file)
+        if args.timeout is not None:
+            if not 0 < args.timeout < 86400:
+                raise HealthcheckError(f"bad command line: --timeout must be a number of "
+                                       f"seconds above 0, got {args.timeout:g} (see --help)")
+            settings = dataclasses.replace(settings, deadline=args.timeout)
     except HealthcheckError as exc:
         report = Report(error=str(exc), error_state=exc.state, dry_run="--dry-run" in raw_args)
         # No settings, so the log named in them may be unknown: log where it most likely is.
@@ -2361,7 +2428,7 @@ def run_check(settings: Settings, dry_run: bool, force: bool, run_id: str, budge
         where = ", ".join(settings.alert_destinations) or \
             "nowhere: no alert destination is configured, this log is the only record"
         level = OK if message["state"] == "RESOLVED" else max(report.state, WARNING)
-        report.notes.append((level, f"alert to {where}: " + message["text"].replace("\n", " | ")))
+        report.notes.append((level, f"alert to {where}: " + message["text"].replace("\n", " / ")))
     if dry_run:
         if message is not None:
             report.alerts.append({"text": message["text"], "items": message["items"],

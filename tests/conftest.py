@@ -52,8 +52,18 @@ class Run:
         return self.log_file.read_text(encoding="utf-8") if self.log_file.exists() else ""
 
     @property
-    def first_line(self) -> str:
+    def status_line(self) -> str:
+        """The whole first line, performance data included."""
         return self.stdout.splitlines()[0] if self.stdout else ""
+
+    @property
+    def first_line(self) -> str:
+        """The first line's text, without the performance data after ` | `."""
+        return self.status_line.split(" | ", 1)[0]
+
+    @property
+    def perfdata(self) -> str:
+        return self.status_line.split(" | ", 1)[1] if " | " in self.status_line else ""
 
     def everything(self) -> str:
         """All the run printed and wrote, for secret checks."""
