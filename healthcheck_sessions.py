@@ -182,6 +182,7 @@ settings (.env beside the script, or --env-file; the environment wins over the f
   HEALTHCHECK_SMTP_STARTTLS    true/false (default true)
   HEALTHCHECK_ALERT_COMMAND    a command that gets each alert as JSON on stdin
   HEALTHCHECK_PING_URL         dead man's switch: <url>/start, <url>, <url>/fail
+  HEALTHCHECK_METRICS_FILE     Prometheus metrics, rewritten every run (node_exporter textfile)
   HEALTHCHECK_QR_RETRY_HOURS   after a QR, kick on runs 2, 4, 8... then this often (default 6)
   HEALTHCHECK_ACTIVITY_DB      database of inbound messages (sqlite:///..., mysql+pymysql://...,
                                postgresql+psycopg://...) or `panel` (the panel's DB_* settings)
@@ -342,6 +343,7 @@ class Settings:
     env_file_exposed: bool = False
     qr_retry_hours: float = DEFAULT_QR_RETRY_HOURS
     activity: Optional["ActivitySettings"] = None
+    metrics_file: Optional[Path] = None
 
     @property
     def lock_file(self) -> Path:
@@ -406,7 +408,9 @@ class _EnvSource:
         if env_file.is_file():
             try:
                 # interpolate=False: the panel's reader takes values literally.
-                loaded = dotenv_values(env_file, interpolate=False, encoding="utf-8")
+                # utf-8-sig: a .env saved by a Windows editor starts with a BOM, which would
+                # otherwise become part of the first variable's name.
+                loaded = dotenv_values(env_file, interpolate=False, encoding="utf-8-sig")
             except (OSError, UnicodeDecodeError) as exc:
                 raise HealthcheckError(f"cannot read settings file {env_file}: "
                                        f"{type(exc).__name__}; check its permissions and "
@@ -437,6 +441,10 @@ class _EnvSource:
     def required(self, name: str, what: str) -> str:
         value = self.get(name)
         if value is None:
+            if not self.env_file.is_file():
+                raise HealthcheckError(f"{name} is missing: the settings file {self.env_file} "
+                                       f"does not exist; copy .env.example there (or pass "
+                                       f"--env-file PATH) and set {name} ({what})")
             raise HealthcheckError(f"{name} is missing or empty: {self.where(name)} ({what})")
         return value
 
@@ -510,6 +518,10 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
     except ValueError:
         raise HealthcheckError("WPP_GATEWAY_BASE_URL has a port that is not a number: "
                                f"{source.where('WPP_GATEWAY_BASE_URL')}") from None
+    if parts.path.rstrip("/").lower().endswith("/api"):
+        raise HealthcheckError("WPP_GATEWAY_BASE_URL ends in /api: give the gateway's address "
+                               "without it (the script adds /api/channels itself), e.g. "
+                               "https://wpp.example.com:8443")
 
     stored_secret = source.required("WPP_GATEWAY_SECRET", "the gateway secret")
     infra_key = source.get("INFRA_SECRET_KEY")
@@ -561,11 +573,12 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
         webhook_url=webhook_url,
         alert_command=source.get("HEALTHCHECK_ALERT_COMMAND"),
         smtp=smtp,
-        ping_url=ping_url.rstrip("/") if ping_url else None,
+        ping_url=ping_url,
         env_file_exposed=source.secret_is_exposed("WPP_GATEWAY_SECRET"),
         qr_retry_hours=source.seconds("HEALTHCHECK_QR_RETRY_HOURS", DEFAULT_QR_RETRY_HOURS,
                                       unit="hours", high=24 * 365),
         activity=activity,
+        metrics_file=source.path("HEALTHCHECK_METRICS_FILE", None),
     )
 
 
@@ -869,6 +882,11 @@ class GatewayClient:
         """Say what failed below HTTP, and what to check."""
         where = self.display_url
         chain = _exception_chain_text(exc)
+        if isinstance(exc, requests.exceptions.SSLError) and any(
+                s in chain for s in ("wrong version number", "record layer failure",
+                                     "http request", "unknown protocol")):
+            return (f"TLS failure talking to {where}: the server answered in plain HTTP, not "
+                    f"TLS; use http:// in WPP_GATEWAY_BASE_URL, or the port that serves https")
         if isinstance(exc, requests.exceptions.SSLError):
             return (f"TLS failure talking to {where}: the certificate was not accepted; "
                     f"check the gateway's certificate, or point HEALTHCHECK_CA_BUNDLE at the CA "
@@ -1514,6 +1532,58 @@ def _fit(head: str, items: list[str], limit: int) -> str:
     return text
 
 
+def _label(value: str) -> str:
+    """Return a label value escaped as the Prometheus text format requires."""
+    return value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
+
+
+def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
+    """Return this run's metrics in the Prometheus text format (node_exporter's textfile).
+
+    Pure. Channel gauges reflect the channels as this run left them: a kick verified
+    `reconnected` counts as up.
+    """
+    out = []
+
+    def family(name: str, kind: str, text: str, samples) -> None:
+        out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
+        out.extend(f"{name}{labels} {value}\n" for labels, value in samples)
+
+    def channel(c) -> str:
+        return f'{{channel="{_label(quote_untrusted(c.id, MAX_CHANNEL_ID_CHARS))}"}}'
+
+    family("whatsapp_session_up", "gauge", "1 when the channel is connected, else 0.",
+           [(channel(c), 0 if c.down_now else 1) for c in report.channels])
+    family("whatsapp_session_status", "gauge", "The status the gateway lists for the channel.",
+           [(f'{{channel="{_label(quote_untrusted(c.id, MAX_CHANNEL_ID_CHARS))}",'
+             f'status="{_label(quote_untrusted(c.status or "(none)", 40))}"}}', 1)
+            for c in report.channels])
+    family("whatsapp_session_silent", "gauge", "1 when a connected channel has gone silent "
+           "(no inbound message for too long).",
+           [(channel(c), int(c.outcome == "silent")) for c in report.channels])
+    since = []
+    for c in report.channels:
+        started = _parse_time((incidents.get(c.id) or {}).get("since"))
+        if started is not None:
+            since.append((channel(c), f"{started.timestamp():.0f}"))
+    family("whatsapp_session_down_since_timestamp_seconds", "gauge",
+           "When the channel's open incident began (down, QR, or silent).", since)
+    family("whatsapp_gateway_up", "gauge", "1 when the gateway answered the channel list.",
+           [("", 0 if report.gateway_failed else 1)])
+    family("whatsapp_healthcheck_last_run_timestamp_seconds", "gauge",
+           "When the last run ended.", [("", f"{now.timestamp():.0f}")])
+    family("whatsapp_healthcheck_duration_seconds", "gauge", "How long the last run took.",
+           [("", f"{report.elapsed:.3f}")])
+    family("whatsapp_healthcheck_exit_status", "gauge",
+           "The last run's exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+           [("", report.state)])
+    outcomes = sorted(KICK_OUTCOMES | {"qr_pending", "would_reconnect"})
+    family("whatsapp_healthcheck_kicks", "gauge", "Reconnect calls in the last run, by outcome.",
+           [(f'{{outcome="{o}"}}', sum(c.outcome == o for c in report.channels))
+            for o in outcomes])
+    return "".join(out)
+
+
 def worst_state(states) -> int:
     """Return the state that decides the exit status: the worst one wins."""
     return max(states, default=OK)
@@ -1687,6 +1757,26 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
     return incidents, items, notes
 
 
+def count_unfinished_run(incidents: dict, unfinished: str, now: datetime) -> tuple[dict, str]:
+    """Return the incidents with a killed run counted as a failed run of the gateway, and why.
+
+    Pure. The killed run is the gateway's failure as far as anyone can tell (a hung gateway is
+    what makes a supervisor kill a check): it opens or extends the gateway's incident.
+    """
+    started = re.search(r"started=(\S+)", unfinished)
+    when = started.group(1) if started else "an unknown time"
+    why = (f"the previous run (started at {quote_untrusted(when, 40)}) did not finish: it was "
+           f"killed from outside (a supervisor's timeout, the OOM killer, a reboot); under "
+           f"Nagios or Monit, give the script -t SECONDS below their timeout")
+    incidents = {k: dict(v) for k, v in incidents.items() if isinstance(v, dict)}
+    incident = incidents.setdefault(GATEWAY_KEY, {
+        "since": now.isoformat(timespec="seconds"), "runs_down": 0, "kicks": 0,
+        "alerted_at": None, "last_alert_at": None, "last_status": "unfinished run",
+        "last_outcome": None, "reason": why})
+    incident["runs_down"] = _count(incident.get("runs_down")) + 1
+    return incidents, why
+
+
 def _alert_item(kind: str, key: str, incident: dict, now: Optional[datetime] = None,
                 how: str = "") -> dict:
     item = {"kind": kind, "subject": "gateway" if key == GATEWAY_KEY else "channel",
@@ -1758,6 +1848,25 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
 ###############################################################################
 
 
+@dataclass
+class RunContext:
+    """What one run knows about itself: ids, time limits, flags, and what it has done so far."""
+
+    run_id: str
+    started: float  # time.monotonic() at start
+    hard_end: float
+    budget_end: float  # the gateway calls stop here; the rest is kept for alerts, state, pings
+    dry_run: bool = False
+    force: bool = False
+    #: healthchecks.io run id: the same on /start and on the end ping, so runs can be told apart.
+    ping_rid: str = ""
+    #: Channels whose reconnect call was made, in the order they finished (read on SIGTERM).
+    kicked: list[str] = field(default_factory=list)
+    #: "run=... started=..." of a previous run that never finished (killed from outside).
+    unfinished: str = ""
+    lock_problem: Optional[str] = None
+
+
 def kick_channel(client: GatewayClient, channel: Channel) -> Kick:
     """Ask the gateway to reconnect one channel; never raises for a gateway failure."""
     try:
@@ -1805,22 +1914,32 @@ def run_bounded(tasks: Sequence[Callable[[], object]], workers: int,
 
 
 def kick_all(client: GatewayClient, channels: list[Channel], workers: int,
-             budget_end: float) -> list[Kick]:
-    """Kick every channel, at most `workers` at once; in the channels' order."""
-    tasks = [lambda c=c: kick_channel(client, c) for c in channels]
+             budget_end: float, kicked: list[str]) -> list[Kick]:
+    """Kick every channel, at most `workers` at once; in the channels' order.
+
+    Each channel is added to `kicked` as its call ends, so a run stopped by a signal can say
+    which reconnect calls were already made.
+    """
+    def kick(channel: Channel) -> Kick:
+        result = kick_channel(client, channel)
+        kicked.append(channel.id)
+        return result
+
+    tasks = [lambda c=c: kick(c) for c in channels]
     results = run_bounded(tasks, workers, budget_end)
     return [r if isinstance(r, Kick) else Kick("failed", "deadline: no time left in "
                                                "HEALTHCHECK_DEADLINE for this call")
             for r in results]
 
 
-def check_gateway(settings: Settings, dry_run: bool, force: bool, budget_end: float,
-                  state: dict, now: datetime) -> tuple[Report, Optional[dict]]:
+def check_gateway(settings: Settings, run: RunContext, state: dict,
+                  now: datetime) -> tuple[Report, Optional[dict]]:
     """List, read the activity, plan, carry the plan out, check the kicks.
 
     Returns the report (failures land in it) and the activity history to keep (None when the
     activity source is not configured; the previous history when it could not be read).
     """
+    dry_run, budget_end = run.dry_run, run.budget_end
     report = Report(dry_run=dry_run)
     client = GatewayClient(settings, budget_end)
     activity = state.get("activity") if isinstance(state.get("activity"), dict) else {}
@@ -1848,14 +1967,14 @@ def check_gateway(settings: Settings, dry_run: bool, force: bool, budget_end: fl
                 if silence:
                     silences[channel.id] = silence
     plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
-                    settings.qr_retry_hours, force)
+                    settings.qr_retry_hours, run.force)
     report.problems[:0] = plan.problems
     report.missing_expected = plan.missing
     to_kick = plan.to_kick
     if dry_run:
         kicks = [Kick("would_reconnect", "dry run: no reconnect call made") for _ in to_kick]
     else:
-        kicks = kick_all(client, to_kick, settings.workers, budget_end)
+        kicks = kick_all(client, to_kick, settings.workers, budget_end, run.kicked)
     verified = verify_kicks(client, to_kick, settings.verify_seconds, budget_end, report) \
         if to_kick and not dry_run else {}
     outcome = {c.id: k for c, k in zip(to_kick, kicks)}
@@ -2010,27 +2129,43 @@ def verify_kicks(client: GatewayClient, kicked: list[Channel], wait: float, budg
 
 
 class RunLock:
-    """An exclusive, non-blocking lock on a file beside the log, held for the whole run."""
+    """An exclusive, non-blocking lock on a file beside the log, held for the whole run.
+
+    While a run holds it, the file says which run and since when; a clean end empties it. So
+    a lock file that is not empty when the next run takes it was left by a run that was killed
+    (SIGKILL from a supervisor's timeout, the OOM killer, a reboot): `unfinished` says so.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self._handle = None
+        #: "run=<id> started=<time>" of a previous run that never finished, else "".
+        self.unfinished = ""
 
-    def acquire(self) -> bool:
+    def acquire(self, run_id: str) -> bool:
         """Return False when another run holds the lock; raise OSError when it cannot be made."""
         import fcntl
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a")  # noqa: SIM115 - held open for the whole run
+        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
             return False
         self._handle = handle
+        handle.seek(0)
+        self.unfinished = handle.read(200).strip()
+        handle.truncate(0)
+        handle.write(f"run={run_id} started={log_timestamp()} pid={os.getpid()}\n")
+        handle.flush()
         return True
 
     def release(self) -> None:
         if self._handle is not None:
+            try:
+                self._handle.truncate(0)  # a clean end: the next run finds it empty
+            except OSError:
+                pass
             self._handle.close()  # closing drops the flock
             self._handle = None
 
@@ -2105,6 +2240,26 @@ def save_state(path: Path, state: dict) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+def write_metrics(path: Path, text: str) -> None:
+    """Replace the metrics file atomically, world-readable: node_exporter reads it as itself."""
+    import tempfile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
 
 
 def send_webhook(settings: Settings, message: dict, limit: float) -> None:
@@ -2216,9 +2371,22 @@ def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[di
     return still_pending
 
 
-def send_ping(settings: Settings, suffix: str, body: str, hard_end: float) -> Optional[str]:
+def ping_target(base: str, suffix: str, rid: str) -> str:
+    """Return the ping URL: the suffix (/start, /fail) in the path, the query kept, plus rid.
+
+    healthchecks documents `<url>/fail?create=1`; appending after the query would turn every
+    failure into a success.
+    """
+    from urllib.parse import urlunsplit
+    parts = urlsplit(base)
+    query = "&".join(q for q in (parts.query, f"rid={rid}" if rid else "") if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + suffix, query, ""))
+
+
+def send_ping(settings: Settings, suffix: str, body: str, hard_end: float,
+              rid: str = "") -> Optional[str]:
     """Ping the dead man's switch (healthchecks.io style); return an error text or None."""
-    url = settings.ping_url + suffix
+    url = ping_target(settings.ping_url, suffix, rid)
     error = "no time left in HEALTHCHECK_DEADLINE"
     for attempt in range(PING_RETRIES + 1):
         limit = min(settings.alert_timeout, hard_end - time.monotonic() - 1)
@@ -2231,6 +2399,8 @@ def send_ping(settings: Settings, suffix: str, body: str, hard_end: float) -> Op
             if 200 <= response.status_code < 300:
                 return None
             error = f"HTTP {response.status_code}"
+            if 400 <= response.status_code < 500:
+                break  # the URL or the check is wrong: asking again cannot help
         except (requests.RequestException, TimeoutError) as exc:
             error = type(exc).__name__
         time.sleep(min(0.5 * (attempt + 1), max(hard_end - time.monotonic() - 1, 0)))
@@ -2330,6 +2500,7 @@ def _redact_tree(value, redact: Redactor):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one check; return the exit status."""
+    import uuid
     run_id = _new_run_id()
     started = time.monotonic()
     raw_args = list(sys.argv[1:] if argv is None else argv)
@@ -2345,10 +2516,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                        f"seconds above 0, got {args.timeout:g} (see --help)")
             settings = dataclasses.replace(settings, deadline=args.timeout)
     except HealthcheckError as exc:
-        report = Report(error=str(exc), error_state=exc.state, dry_run="--dry-run" in raw_args)
+        dry_run = "--dry-run" in raw_args
+        report = Report(error=str(exc), error_state=exc.state, dry_run=dry_run)
         # No settings, so the log named in them may be unknown: log where it most likely is.
-        fallback = Settings(base_url="", secret="", secrets_to_hide=(),
-                            log_file=_log_file_hint(args.env_file if args else None))
+        fallback = _fallback_settings(args.env_file if args else None)
+        if fallback.ping_url and not dry_run:  # a check that cannot run is a failed check
+            send_ping(fallback, "/fail", report.lines()[0][1], time.monotonic() + 2,
+                      str(uuid.uuid4()))
         _finish(report, fallback, run_id, output)
         return report.state
     global _untrusted_redactor
@@ -2361,35 +2535,33 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     "the path can read the gateway secret; set HEALTHCHECK_CA_BUNDLE instead")
 
     hard_end = started + settings.deadline
-    budget_end = hard_end - min(settings.deadline * DEADLINE_RESERVE_FRACTION,
-                                DEADLINE_RESERVE_MAX)
+    run = RunContext(run_id=run_id, started=started, hard_end=hard_end,
+                     budget_end=hard_end - min(settings.deadline * DEADLINE_RESERVE_FRACTION,
+                                               DEADLINE_RESERVE_MAX),
+                     dry_run=args.dry_run, force=args.force, ping_rid=str(uuid.uuid4()))
     lock = RunLock(settings.lock_file)
-    lock_problem = None
     if not args.dry_run:
         try:
-            if not lock.acquire():
+            if not lock.acquire(run_id):
                 report = Report(error="another run is in progress (it holds "
                                       f"{settings.lock_file}); this run made no gateway call",
                                 error_state=UNKNOWN)
                 # No ping either: the run holding the lock will send it.
                 _finish(report, settings, run_id, output)
                 return report.state
+            run.unfinished = lock.unfinished
         except OSError as exc:
             # The repair matters more than the lock: go on, and make the run UNKNOWN.
-            lock_problem = (f"cannot create the lock file {settings.lock_file} "
-                            f"({exc.strerror or type(exc).__name__}): check that the log folder "
-                            f"is writable, or set HEALTHCHECK_LOG_FILE")
+            run.lock_problem = (f"cannot create the lock file {settings.lock_file} "
+                                f"({exc.strerror or type(exc).__name__}): check that the log "
+                                f"folder is writable, or set HEALTHCHECK_LOG_FILE")
     previous_handler = signal.signal(signal.SIGTERM, _raise_run_interrupted)
     try:
         try:
-            report = run_check(settings, args.dry_run, args.force, run_id, budget_end,
-                               hard_end, lock_problem)
+            report = run_check(settings, run)
         except KeyboardInterrupt as exc:
-            # The state file is only ever replaced whole, at the end: it stays as it was.
-            name = "SIGTERM" if isinstance(exc, RunInterrupted) else "SIGINT"
-            report = Report(error=f"run interrupted by {name} before it finished; the state "
-                                  f"file was left as it was", error_state=UNKNOWN,
-                            dry_run=args.dry_run)
+            report = _interrupted(settings, run, "SIGTERM" if isinstance(exc, RunInterrupted)
+                                  else "SIGINT")
         _finish(report, settings, run_id, output)
         return report.state
     finally:
@@ -2397,24 +2569,53 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         signal.signal(signal.SIGTERM, previous_handler)
 
 
+def _interrupted(settings: Settings, run: RunContext, signal_name: str) -> Report:
+    """Report a run stopped by a signal: what it had already done, and the /fail ping."""
+    # The state file is only ever replaced whole, at the end: it stays as it was.
+    done = list(run.kicked)
+    kicked = (f"reconnect calls already made for {', '.join(quote_untrusted(c, 60) for c in done)}"
+              if done else "no reconnect call had been made yet")
+    report = Report(error=f"run interrupted by {signal_name} before it finished ({kicked}); "
+                          f"the state file was left as it was", error_state=UNKNOWN,
+                    dry_run=run.dry_run)
+    if settings.ping_url and not run.dry_run:
+        # The supervisor that sent the signal may kill us next: at most 2 s for the ping.
+        error = send_ping(settings, "/fail", report.lines()[0][1], time.monotonic() + 2,
+                          run.ping_rid)
+        if error:
+            report.notes.append((WARNING, error))
+    return report
+
+
 def _raise_run_interrupted(signum, frame):
     raise RunInterrupted()
 
 
-def run_check(settings: Settings, dry_run: bool, force: bool, run_id: str, budget_end: float,
-              hard_end: float, lock_problem: Optional[str]) -> Report:
+def run_check(settings: Settings, run: RunContext) -> Report:
     """One run under the lock: ping, check, incidents, alerts, state, ping again."""
-    state, state_notes = load_state(settings.state_path, dry_run)
-    pinging = bool(settings.ping_url) and not dry_run
-    ping_error = send_ping(settings, "/start", "", hard_end) if pinging else None
+    state, state_notes = load_state(settings.state_path, run.dry_run)
+    killed_note = None
+    if run.unfinished:
+        state["incidents"], killed_note = count_unfinished_run(
+            state["incidents"], run.unfinished, datetime.now().astimezone())
+        if not run.dry_run:
+            try:  # counted now: if this run is killed too, the count still grows
+                save_state(settings.state_path, state)
+            except OSError:
+                pass  # said at the end, when the state is written again
+    pinging = bool(settings.ping_url) and not run.dry_run
+    ping_error = send_ping(settings, "/start", f"{_hostname()}: run {run.run_id} started "
+                                               f"({PROGRAM} {__version__})",
+                           run.hard_end, run.ping_rid) if pinging else None
 
-    report, activity = check_gateway(settings, dry_run, force, budget_end, state,
-                                     datetime.now().astimezone())
+    report, activity = check_gateway(settings, run, state, datetime.now().astimezone())
     report.notes[:0] = state_notes
     if ping_error:
         report.notes.append((WARNING, ping_error))
-    if lock_problem:
-        report.problems.append((UNKNOWN, lock_problem))
+    if run.lock_problem:
+        report.problems.append((UNKNOWN, run.lock_problem))
+    if killed_note:
+        report.problems.append((WARNING, killed_note))
 
     now = datetime.now().astimezone()
     policy = AlertPolicy(settings.alert_after, settings.alert_repeat_hours)
@@ -2423,19 +2624,19 @@ def run_check(settings: Settings, dry_run: bool, force: bool, run_id: str, budge
     report.incidents = {key: {k: incident.get(k) for k in ("since", "runs_down", "kicks",
                                                           "last_outcome", "alerted_at")}
                         for key, incident in incidents.items()}
-    message = compose_alert(items, report.state, _hostname(), run_id, now) if items else None
+    message = compose_alert(items, report.state, _hostname(), run.run_id, now) if items else None
     if message is not None:
         where = ", ".join(settings.alert_destinations) or \
             "nowhere: no alert destination is configured, this log is the only record"
         level = OK if message["state"] == "RESOLVED" else max(report.state, WARNING)
         report.notes.append((level, f"alert to {where}: " + message["text"].replace("\n", " / ")))
-    if dry_run:
+    if run.dry_run:
         if message is not None:
             report.alerts.append({"text": message["text"], "items": message["items"],
                                   "would_send_to": settings.alert_destinations})
         return report
 
-    pending = deliver_alerts(settings, state["pending_alerts"], message, hard_end, report)
+    pending = deliver_alerts(settings, state["pending_alerts"], message, run.hard_end, report)
     try:
         new_state = {"version": STATE_VERSION, "updated_at": now.isoformat(timespec="seconds"),
                      "incidents": incidents, "pending_alerts": pending}
@@ -2447,24 +2648,40 @@ def run_check(settings: Settings, dry_run: bool, force: bool, run_id: str, budge
                                          f"({exc.strerror or type(exc).__name__}): incidents and "
                                          f"alerts are not tracked; check the folder's "
                                          f"permissions or HEALTHCHECK_STATE_FILE"))
+    if settings.metrics_file:
+        report.elapsed = time.monotonic() - run.started
+        try:
+            write_metrics(settings.metrics_file, metrics_text(report, incidents, now))
+        except OSError as exc:
+            report.problems.append((UNKNOWN, f"cannot write the metrics file "
+                                             f"{settings.metrics_file} "
+                                             f"({exc.strerror or type(exc).__name__}): check "
+                                             f"its folder or HEALTHCHECK_METRICS_FILE"))
     if pinging:
-        # healthchecks.io: the plain URL means success, /fail means the check failed.
+        # healthchecks.io: the plain URL means success, /fail means the check failed. An
+        # incident that has reached a person and is still open fails the check too, so the
+        # ping alone is enough to hear of a channel that stays down.
+        still_open = any(i.get("alerted_at") for i in incidents.values())
         body = "\n".join(settings.redact(text) for _, text in report.lines())
-        ping_error = send_ping(settings, "" if report.state <= WARNING else "/fail",
-                               body[:10000], hard_end)
+        ping_error = send_ping(settings, "" if report.state <= WARNING and not still_open
+                               else "/fail", body[:10000], run.hard_end, run.ping_rid)
         if ping_error:
             report.notes.append((WARNING, ping_error))
     return report
 
 
-def _log_file_hint(env_file: Optional[Path]) -> Path:
-    """Return the log path the settings name, or the default when they cannot be read."""
-    default = SCRIPT_DIR / DEFAULT_LOG_FILE
+def _fallback_settings(env_file: Optional[Path]) -> Settings:
+    """Return what can still be read when the settings are bad: the log path and the ping URL."""
+    log_file = SCRIPT_DIR / DEFAULT_LOG_FILE
+    ping_url = None
     try:
         source = _EnvSource(env_file or DEFAULT_ENV_FILE, os.environ, explicit=False)
-        return source.path("HEALTHCHECK_LOG_FILE", default) or default
+        log_file = source.path("HEALTHCHECK_LOG_FILE", log_file) or log_file
+        ping_url = source.url("HEALTHCHECK_PING_URL")
     except HealthcheckError:
-        return default
+        pass
+    return Settings(base_url="", secret="", secrets_to_hide=(), log_file=log_file,
+                    ping_url=ping_url, urls_to_hide=(ping_url,) if ping_url else ())
 
 
 def _finish(report: Report, settings: Settings, run_id: str, output: _Output) -> None:

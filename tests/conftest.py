@@ -175,7 +175,14 @@ class Recorder:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def paths(self) -> list[str]:
-        return [r["path"] for r in self.requests]
+        """The paths requested, without their query strings."""
+        from urllib.parse import urlsplit
+        return [urlsplit(r["path"]).path for r in self.requests]
+
+    def queries(self) -> list[dict[str, list[str]]]:
+        """The query string of each request, parsed."""
+        from urllib.parse import parse_qs, urlsplit
+        return [parse_qs(urlsplit(r["path"]).query) for r in self.requests]
 
     def json_bodies(self) -> list[dict]:
         import json
