@@ -53,8 +53,13 @@ from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import quote, urlsplit
 
-import requests
-from dotenv import dotenv_values
+try:
+    import requests
+    from dotenv import dotenv_values
+except ImportError as _exc:  # cron's python3 is often not the one the packages went into
+    _MISSING_PACKAGE: Optional[str] = _exc.name or "requests"
+else:
+    _MISSING_PACKAGE = None
 
 ###############################################################################
 # Constants ###################################################################
@@ -878,7 +883,7 @@ class GatewayClient:
                                 f"check that WPP_GATEWAY_BASE_URL points at the gateway",
                                 UNKNOWN if 200 <= status < 300 else CRITICAL)
 
-    def _describe_transport_error(self, exc: requests.RequestException) -> str:
+    def _describe_transport_error(self, exc: "requests.RequestException") -> str:
         """Say what failed below HTTP, and what to check."""
         where = self.display_url
         chain = _exception_chain_text(exc)
@@ -2498,8 +2503,25 @@ def _redact_tree(value, redact: Redactor):
     return value
 
 
+def _report_missing_package(package: str) -> int:
+    """Say which package this Python lacks and how to fix it; log it where the log would be."""
+    name = {"dotenv": "python-dotenv"}.get(package, package)
+    line = (f"WHATSAPP SESSIONS UNKNOWN - the package {name} is not installed for "
+            f"{sys.executable}: install it into that Python ({sys.executable} -m pip install -r "
+            f"requirements.txt), or point cron at the Python of the venv that has it "
+            f"(.venv/bin/python healthcheck_sessions.py)")
+    print(line, flush=True)
+    try:
+        append_log(SCRIPT_DIR / DEFAULT_LOG_FILE, _new_run_id(), [(UNKNOWN, line)])
+    except OSError:
+        pass
+    return UNKNOWN
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one check; return the exit status."""
+    if _MISSING_PACKAGE:
+        return _report_missing_package(_MISSING_PACKAGE)
     import uuid
     run_id = _new_run_id()
     started = time.monotonic()

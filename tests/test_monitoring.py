@@ -316,3 +316,18 @@ def test_missing_env_file_is_named_as_missing(run_check, home):
     run = run_check(write_dotenv=False)
     assert run.code == 3
     assert "does not exist" in run.stdout and str(home / ".env") in run.stdout
+
+
+def test_python_without_the_packages_says_which_and_how_to_fix(home, tmp_path):
+    """Cron's /usr/bin/python3 where a venv was meant: one line, exit 3, no traceback."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    python = bare / "bin" / "python"
+    done = subprocess.run([str(python), str(home / "healthcheck_sessions.py")],
+                          capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert done.returncode == 3
+    assert done.stdout.startswith("WHATSAPP SESSIONS UNKNOWN - the package requests is not "
+                                  f"installed for {python}")
+    assert "-m pip install -r requirements.txt" in done.stdout and ".venv/bin/python" in done.stdout
+    assert "Traceback" not in done.stderr and len(done.stdout.splitlines()) == 1
+    assert "is not installed" in (home / "logs" / "healthcheck-sessions.log").read_text()

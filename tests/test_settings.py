@@ -147,3 +147,15 @@ def test_every_setting_the_script_reads_is_documented():
     for name in read:
         assert re.search(rf"^#? *{name}=", example, re.MULTILINE), f"{name} not in .env.example"
         assert f"`{name}`" in readme, f"{name} not in the README's table"
+
+
+def test_troubleshooting_table_covers_every_error_line():
+    """Each error or warning the script can print has a row in the README's troubleshooting."""
+    from error_lines import error_phrases
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Troubleshooting"):]
+    section = section[:section.index("\n## ", 5)]
+    phrases = error_phrases(ROOT / "healthcheck_sessions.py")
+    assert len(phrases) > 50
+    missing = sorted(p for p in phrases if p not in section)
+    assert not missing, f"add these to the README's troubleshooting table: {missing}"
