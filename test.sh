@@ -1,17 +1,20 @@
 #!/bin/sh
 # Installs the test dependencies into a virtual environment and runs the whole test suite.
 # PYTHON picks the interpreter (default python3), VENV the environment's folder (default .venv).
-# The activity tests use real MariaDB and PostgreSQL servers from Debian's packages: as root,
-# this installs them when they are missing (elsewhere those tests are skipped, except on CI).
+# The activity tests use real MariaDB and PostgreSQL servers from Debian's packages, and the
+# systemd units are checked with systemd-analyze: as root, this installs them when they are
+# missing (elsewhere those tests are skipped, except on CI, where they fail).
 set -e
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    if ! command -v mariadbd >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
-        echo "--- installing mariadb-server and postgresql (Debian packages) for the activity tests"
+    if ! command -v mariadbd >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1 ||
+            ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+        echo "--- installing mariadb-server, postgresql and systemd (Debian packages) for the tests"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server postgresql >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server postgresql \
+            systemd >/dev/null
     fi
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
