@@ -126,6 +126,8 @@ PANEL_ACTIVITY_QUERY = (
     "received_at FROM webhook_raw_logs "
     "WHERE received_at > :since AND event_type IN ('message', 'onmessage')")
 
+#: A state file larger than this is not one of ours (it stays far below: the tests show it).
+MAX_STATE_BYTES = 4 * 1024 * 1024
 #: An answer larger than this is refused unread: no gateway list comes near it.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 #: Lines per run, at most, for channels and for problems: a hostile list cannot flood the log.
@@ -223,7 +225,21 @@ class RunInterrupted(KeyboardInterrupt):
 # Text safety and bounded calls ###############################################
 ###############################################################################
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+#: Unicode categories replaced in gateway text: control and format characters (U+202E reverses
+#: text, U+200B hides in a name), lone surrogates (half an emoji, which no encoder accepts) and
+#: line and paragraph separators.
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def clean_text(text: str) -> str:
+    """Return gateway text with every character of an unsafe Unicode category as "?"."""
+    if text.isascii():
+        return _CONTROL_CHARS.sub("?", text)
+    import unicodedata
+    return "".join("?" if unicodedata.category(char) in UNSAFE_CATEGORIES else char
+                   for char in text)
 
 
 def quote_untrusted(value, limit=MAX_QUOTE_CHARS):
@@ -239,36 +255,55 @@ def quote_untrusted(value, limit=MAX_QUOTE_CHARS):
     # short for the redaction applied to the output.
     text = _untrusted_redactor(text[:limit * 4])
     cut = len(text) > limit
-    text = _CONTROL_CHARS.sub("?", text[:limit])
+    text = clean_text(text[:limit])
     return text + "..." if cut else text
 
 
+#: Shorter secrets are not masked (see Redactor).
+MIN_MASKED_SECRET = 4
+
+
 class Redactor:
-    """Removes the secrets from any text before it leaves the process."""
+    """Removes the secrets from any text before it leaves the process.
+
+    A secret is hidden whole, in its percent-encoded and base64 forms, and any run of
+    MIN_LEAK of its characters is hidden too, whatever the case (a gateway may echo a hex
+    secret upper-cased).
+    """
 
     #: A run of this many characters of a secret counts as leaking it.
     MIN_LEAK = 8
 
     def __init__(self, secrets: Sequence[str] = (), whole_only: Sequence[str] = ()):
+        # A secret of 1 to 3 characters cannot be masked without masking every word that
+        # holds those letters; such a password protects nothing anyway.
+        secrets = [s for s in secrets if s and len(s) >= MIN_MASKED_SECRET]
+        wholes = {s for s in list(secrets) + list(whole_only) if s}
+        for secret in [s for s in secrets if s]:
+            wholes.update(_encoded_forms(secret))
         # Longest first, so a secret that contains another is hidden whole.
-        self._secrets = sorted({s for s in list(secrets) + list(whole_only) if s},
-                               key=len, reverse=True)
+        self._secrets = sorted((w for w in wholes if w), key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(w) for w in self._secrets),
+                                   re.IGNORECASE) if self._secrets else None
         self._pieces = set()
         for secret in secrets:
             if secret and len(secret) >= self.MIN_LEAK:
-                self._pieces.update(secret[i:i + self.MIN_LEAK]
-                                    for i in range(len(secret) - self.MIN_LEAK + 1))
+                lowered = secret.lower()
+                self._pieces.update(lowered[i:i + self.MIN_LEAK]
+                                    for i in range(len(lowered) - self.MIN_LEAK + 1))
 
     def __call__(self, text: str) -> str:
-        if not self._secrets:
+        if self._pattern is None:
             return text
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
+        text = self._pattern.sub("***", text)
         if not self._pieces:
             return text
+        lowered = text.lower()
+        if len(lowered) != len(text):  # a few characters change length when lower-cased
+            lowered = "".join(c.lower()[:1] or c for c in text)
         hidden = [False] * len(text)
         for i in range(len(text) - self.MIN_LEAK + 1):
-            if text[i:i + self.MIN_LEAK] in self._pieces:
+            if lowered[i:i + self.MIN_LEAK] in self._pieces:
                 for j in range(i, i + self.MIN_LEAK):
                     hidden[j] = True
         if not any(hidden):
@@ -281,6 +316,21 @@ class Redactor:
                 out.append(char)
             previous = is_hidden
         return "".join(out)
+
+
+def _encoded_forms(secret: str) -> list[str]:
+    """Return the forms a secret takes in a URL or a base64 blob, to be hidden as well."""
+    import base64
+    raw = secret.encode("utf-8")
+    forms = [quote(secret, safe=""), quote(secret)]
+    for shift in range(3):  # base64 of the secret at each alignment within a longer value
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * shift + raw).decode("ascii")
+            # The first block mixes in what came before, the last what comes after.
+            middle = encoded[4 if shift else 0:-4]
+            if len(middle) >= Redactor.MIN_LEAK:
+                forms.append(middle)
+    return [f for f in forms if f != secret]
 
 
 #: Applied to network text as it is quoted; main() sets it once the secrets are known.
@@ -855,9 +905,17 @@ class GatewayClient:
                 method, self.settings.base_url + path, allow_redirects=False, stream=True,
                 verify=self._verify, timeout=(min(self.settings.connect_timeout, limit), limit))
             with response:
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                declared = response.headers.get("Content-Length", "").strip()
+                # [0-9], not isdigit(): "²" is a digit to Python but not a length.
+                if re.fullmatch(r"[0-9]{1,20}", declared) and int(declared) > MAX_BODY_BYTES:
                     raise self._too_big(response.status_code)
+                encoding = response.headers.get("Content-Encoding", "").strip().lower()
+                if encoding not in ("", "identity"):
+                    # Not asked for; a few KB of gzip can inflate to gigabytes on old urllib3.
+                    raise HealthcheckError(
+                        f"{self.display_url} sent a compressed answer "
+                        f"({quote_untrusted(encoding, 40)}) although none was asked for; "
+                        f"refused unread: check the proxy in front of the gateway", CRITICAL)
                 chunks, size = [], 0
                 for chunk in response.iter_content(64 * 1024):
                     size += len(chunk)
@@ -943,11 +1001,14 @@ def _exception_chain_text(exc: BaseException) -> str:
 
 def display_url(url: str) -> str:
     """Return scheme://host:port of a URL: no credentials, path or query."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "?", parts.port
+    except ValueError:  # a port over 65535, an unclosed [, characters NFKC turns into / or ?
+        return "an address that cannot be parsed"
     if ":" in host:
         host = f"[{host}]"
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+    return quote_untrusted(f"{parts.scheme}://{host}" + (f":{port}" if port else ""), 120)
 
 
 def channel_path(channel_id: str) -> str:
@@ -1051,11 +1112,22 @@ def parse_listing(answer: Answer, base: str) -> Listing:
             problems.append((UNKNOWN, f"channel entry #{position} has no usable id, skipped: "
                                       f"{quote_untrusted(entry, 80)}"))
             continue
+        # Half an emoji (a lone surrogate) cannot be sent in a URL: replaced, still handled.
+        channel_id = _SURROGATES.sub("\ufffd", channel_id)
+        if (channel_id.strip(".") == "" or len(channel_id) > MAX_CHANNEL_ID_CHARS
+                or _untrusted_redactor(channel_id) != channel_id):
+            # `.` and `..` would leave /api/channels/<id>/ (clients resolve them away); an id
+            # longer than any real one would flood the log and the state.
+            problems.append((UNKNOWN, f"channel entry #{position} has an id that cannot be a "
+                                      f"channel (only dots, over {MAX_CHANNEL_ID_CHARS} "
+                                      f"characters, or holding a secret), skipped: "
+                                      f"{quote_untrusted(channel_id, 60)}"))
+            continue
         if channel_id in seen:
             continue
         seen.add(channel_id)
         status = entry.get("status")
-        channels.append(Channel(channel_id, status.strip().lower()
+        channels.append(Channel(channel_id, _SURROGATES.sub("\ufffd", status.strip().lower())
                                 if isinstance(status, str) else ""))
     return Listing(channels, problems)
 
@@ -2150,28 +2222,26 @@ class RunLock:
     def acquire(self, run_id: str) -> bool:
         """Return False when another run holds the lock; raise OSError when it cannot be made."""
         import fcntl
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
+        handle = open_own_file(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.close()
+            os.close(handle)
             return False
         self._handle = handle
-        handle.seek(0)
-        self.unfinished = handle.read(200).strip()
-        handle.truncate(0)
-        handle.write(f"run={run_id} started={log_timestamp()} pid={os.getpid()}\n")
-        handle.flush()
+        self.unfinished = os.pread(handle, 200, 0).decode("utf-8", "replace").strip()
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"run={run_id} started={log_timestamp()} pid={os.getpid()}\n"
+                  .encode(), 0)
         return True
 
     def release(self) -> None:
         if self._handle is not None:
             try:
-                self._handle.truncate(0)  # a clean end: the next run finds it empty
+                os.ftruncate(self._handle, 0)  # a clean end: the next run finds it empty
             except OSError:
                 pass
-            self._handle.close()  # closing drops the flock
+            os.close(self._handle)  # closing drops the flock
             self._handle = None
 
 
@@ -2180,15 +2250,107 @@ def log_timestamp(now: Optional[datetime] = None) -> str:
     return (now or datetime.now()).astimezone().isoformat(timespec="seconds")
 
 
+class UnsafeFileError(OSError):
+    """A path where the script keeps a file holds something else: it is left alone."""
+
+
+def _file_kind(mode: int) -> str:
+    import stat
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_own_file(path: Path) -> bool:
+    """Return True when `path` exists as a regular file of ours, False when it does not exist.
+
+    Raise UnsafeFileError when something else is there: a symlink (it could point at .env or
+    ~/.profile), a FIFO (it would block the run), a device, a folder, or another user's file
+    (it could plant alerts). Such a path is never followed, opened for writing, renamed or
+    deleted.
+    """
+    import stat
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeFileError(0, f"{_file_kind(info.st_mode)} is there, not a regular file; it "
+                                 f"was left alone: remove it, or use another path")
+    if info.st_uid != os.geteuid():
+        raise UnsafeFileError(0, f"it belongs to {_user_name(info.st_uid)}, not to "
+                                 f"{_user_name(os.geteuid())} who runs this; it was left "
+                                 f"alone: remove it, or run the script as its owner")
+    return True
+
+
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+        return f"user {pwd.getpwuid(uid).pw_name}"
+    except (KeyError, ImportError):
+        return f"uid {uid}"
+
+
+def open_own_file(path: Path, flags: int) -> int:
+    """Open a file of the script's own (created 0600), never through a link or into a FIFO."""
+    import stat
+    path.parent.mkdir(parents=True, exist_ok=True)
+    check_own_file(path)
+    try:
+        handle = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno in (40, 6, 21):  # ELOOP, ENXIO, EISDIR: swapped in since the check
+            raise UnsafeFileError(exc.errno, "something other than a regular file is there; "
+                                             "it was left alone") from None
+        raise
+    info = os.fstat(handle)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        os.close(handle)
+        raise UnsafeFileError(0, "something other than a regular file of ours is there; it was "
+                                 "left alone")
+    return handle
+
+
+def replace_own_file(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace a file atomically: a new file under a random name beside it, fsync, rename.
+
+    A crash leaves the old file or the new, never half; the temporary name cannot be planted.
+    """
+    import tempfile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    check_own_file(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        if mode != 0o600:
+            os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
 def append_log(path: Path, run_id: str, lines: list[tuple[int, str]]) -> None:
     """Append one line per event, each with a timestamp, a level and the run id."""
     stamp = log_timestamp()
     text = "".join(f"{stamp} {STATE_NAMES[state]:<8} [{PROGRAM} run={run_id}] {message}\n"
                    for state, message in lines)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # One write in append mode: lines of concurrent writers never interleave mid-line.
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
+    handle = open_own_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        # One write in append mode: lines of concurrent writers never interleave mid-line.
+        os.write(handle, text.encode("utf-8", "replace"))
+    finally:
+        os.close(handle)
 
 
 def is_same_file(stream, path: Path) -> bool:
@@ -2207,9 +2369,17 @@ def _empty_state() -> dict:
 def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
     """Return the state of earlier runs, and notes; a corrupt file is moved aside, never fatal."""
     try:
-        text = path.read_text(encoding="utf-8")
+        if not check_own_file(path):
+            return _empty_state(), []
+        handle = open_own_file(path, os.O_RDONLY)
+        with os.fdopen(handle, "rb") as stream:
+            text = stream.read(MAX_STATE_BYTES + 1).decode("utf-8")
     except FileNotFoundError:
         return _empty_state(), []
+    except UnsafeFileError as exc:
+        # Not ours to read, move or replace: incidents cannot be kept; the checks go on.
+        return _empty_state(), [(UNKNOWN, f"state file {path}: {exc.strerror}; incidents "
+                                          f"and alerts are not tracked until it is fixed")]
     except (OSError, UnicodeDecodeError) as exc:
         why = getattr(exc, "strerror", None) or type(exc).__name__
     else:
@@ -2224,7 +2394,8 @@ def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
     if dry_run:
         return _empty_state(), [(WARNING, f"state file {path} is unreadable ({why}); "
                                           f"ignored by this dry run")]
-    aside = path.with_name(f"{path.name}.corrupt-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    aside = path.with_name(f"{path.name}.corrupt-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+                           f"-{os.getpid()}")
     try:
         os.replace(path, aside)
         moved = f"moved aside to {aside.name}"
@@ -2235,43 +2406,37 @@ def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
                                       f"incidents start afresh")]
 
 
-def save_state(path: Path, state: dict) -> None:
-    """Replace the state file atomically: a crash leaves the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(state, handle, indent=1, ensure_ascii=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+def save_state(path: Path, state: dict, redact: Redactor) -> None:
+    """Replace the state file atomically, its text redacted like every other output."""
+    replace_own_file(path, json.dumps(_redact_values(state, redact), indent=1,
+                                      ensure_ascii=True) + "\n")
+
+
+def _redact_values(value, redact: Redactor):
+    """Return a JSON-ready value with every string value redacted; keys (channel ids) kept."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_values(v, redact) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_values(v, redact) for k, v in value.items()}
+    return value
 
 
 def write_metrics(path: Path, text: str) -> None:
     """Replace the metrics file atomically, world-readable: node_exporter reads it as itself."""
-    import tempfile
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+    replace_own_file(path, text, mode=0o644)
 
 
 def send_webhook(settings: Settings, message: dict, limit: float) -> None:
     """POST the alert as JSON with a `text` field (Slack, Mattermost, Rocket.Chat, Google Chat)."""
     try:
-        response = requests.post(settings.webhook_url, json=message, allow_redirects=False,
-                                 timeout=(limit, limit))
+        # Slack and Mattermost read <...> as links and mentions (<!channel>): a channel id
+        # must not become one. Their rule: escape &, < and > in "text".
+        text = message["text"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        response = requests.post(settings.webhook_url, json=dict(message, text=text),
+                                 allow_redirects=False, timeout=(limit, limit),
+                                 stream=True)  # the answer is never read, so never inflated
         response.close()
     except requests.RequestException as exc:
         raise HealthcheckError(f"{type(exc).__name__} from "
@@ -2307,8 +2472,13 @@ def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
     """Run HEALTHCHECK_ALERT_COMMAND with the alert as JSON on its standard input."""
     import shlex
     import subprocess
+    # The command gets this process's environment without the secrets: anything it runs could
+    # otherwise read them from /proc/<pid>/environ.
+    secrets = [s for s in settings.secrets_to_hide if len(s) >= 4]
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in SECRET_VARIABLES and not any(s in value for s in secrets)}
     try:
-        done = subprocess.run(shlex.split(settings.alert_command), timeout=limit,
+        done = subprocess.run(shlex.split(settings.alert_command), timeout=limit, env=environment,
                               input=json.dumps(message, ensure_ascii=False).encode("utf-8"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     except subprocess.TimeoutExpired:
@@ -2322,6 +2492,10 @@ def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
         raise HealthcheckError(f"exit status {done.returncode}"
                                + (f": {quote_untrusted(said[0])}" if said else ""))
 
+
+#: Variables that hold a secret, kept from the alert command's environment whatever their value.
+SECRET_VARIABLES = frozenset({"WPP_GATEWAY_SECRET", "INFRA_SECRET_KEY", "HEALTHCHECK_SMTP_PASSWORD",
+                              "DB_PASS", "HEALTHCHECK_ACTIVITY_DB"})
 
 SENDERS = {"webhook": send_webhook, "email": send_email, "command": run_alert_command}
 
@@ -2399,7 +2573,8 @@ def send_ping(settings: Settings, suffix: str, body: str, hard_end: float,
             break
         try:
             response = call_with_timeout(lambda t=limit: requests.post(
-                url, data=body.encode("utf-8"), timeout=(t, t), allow_redirects=False), limit)
+                url, data=body.encode("utf-8"), timeout=(t, t), allow_redirects=False,
+                stream=True), limit)
             response.close()
             if 200 <= response.status_code < 300:
                 return None
@@ -2473,7 +2648,7 @@ class _Output:
         report.elapsed = time.monotonic() - self.started
         if self.as_json:
             # Redact each string before encoding: JSON escaping could hide a secret from it.
-            print(json.dumps(_redact_tree(report.to_json(), self.redact), ensure_ascii=False),
+            print(json.dumps(_redact_tree(report.to_json(), self.redact), ensure_ascii=True),
                   flush=True)
             return
         if report.state == OK and not self.verbose:
@@ -2493,13 +2668,13 @@ class _Output:
 
 
 def _redact_tree(value, redact: Redactor):
-    """Return a JSON-ready value with every string redacted."""
+    """Return a JSON-ready value with every string, keys included, cleaned and redacted."""
     if isinstance(value, str):
-        return redact(value)
+        return redact(clean_text(value))
     if isinstance(value, list):
         return [_redact_tree(v, redact) for v in value]
     if isinstance(value, dict):
-        return {k: _redact_tree(v, redact) for k, v in value.items()}
+        return {_redact_tree(k, redact): _redact_tree(v, redact) for k, v in value.items()}
     return value
 
 
@@ -2562,21 +2737,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                DEADLINE_RESERVE_MAX),
                      dry_run=args.dry_run, force=args.force, ping_rid=str(uuid.uuid4()))
     lock = RunLock(settings.lock_file)
+    # Two configurations (two cron lines, two log folders) may share one state file: its own
+    # lock keeps their runs from interleaving on it.
+    state_lock = RunLock(settings.state_path.with_name(settings.state_path.name + ".lock"))
+    locks = [lock, state_lock]
     if not args.dry_run:
-        try:
-            if not lock.acquire(run_id):
-                report = Report(error="another run is in progress (it holds "
-                                      f"{settings.lock_file}); this run made no gateway call",
-                                error_state=UNKNOWN)
-                # No ping either: the run holding the lock will send it.
-                _finish(report, settings, run_id, output)
-                return report.state
-            run.unfinished = lock.unfinished
-        except OSError as exc:
-            # The repair matters more than the lock: go on, and make the run UNKNOWN.
-            run.lock_problem = (f"cannot create the lock file {settings.lock_file} "
-                                f"({exc.strerror or type(exc).__name__}): check that the log "
-                                f"folder is writable, or set HEALTHCHECK_LOG_FILE")
+        for held in locks:
+            try:
+                if not held.acquire(run_id):
+                    what = "the log" if held is lock else "the state file"
+                    report = Report(error=f"another run is in progress (it holds {held.path}, "
+                                          f"the lock of {what}); this run made no gateway call",
+                                    error_state=UNKNOWN)
+                    lock.release()
+                    # No ping either: the run holding the lock will send it.
+                    _finish(report, settings, run_id, output)
+                    return report.state
+                run.unfinished = run.unfinished or held.unfinished
+            except OSError as exc:
+                # The repair matters more than the lock: go on, and make the run UNKNOWN.
+                run.lock_problem = (f"cannot create the lock file {held.path} "
+                                    f"({exc.strerror or type(exc).__name__}): check that its "
+                                    f"folder is writable, or set HEALTHCHECK_LOG_FILE and "
+                                    f"HEALTHCHECK_STATE_FILE")
     previous_handler = signal.signal(signal.SIGTERM, _raise_run_interrupted)
     try:
         try:
@@ -2587,7 +2770,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _finish(report, settings, run_id, output)
         return report.state
     finally:
-        lock.release()
+        for held in locks:
+            held.release()
         signal.signal(signal.SIGTERM, previous_handler)
 
 
@@ -2622,7 +2806,7 @@ def run_check(settings: Settings, run: RunContext) -> Report:
             state["incidents"], run.unfinished, datetime.now().astimezone())
         if not run.dry_run:
             try:  # counted now: if this run is killed too, the count still grows
-                save_state(settings.state_path, state)
+                save_state(settings.state_path, state, settings.redact)
             except OSError:
                 pass  # said at the end, when the state is written again
     pinging = bool(settings.ping_url) and not run.dry_run
@@ -2664,7 +2848,7 @@ def run_check(settings: Settings, run: RunContext) -> Report:
                      "incidents": incidents, "pending_alerts": pending}
         if activity is not None:
             new_state["activity"] = activity
-        save_state(settings.state_path, new_state)
+        save_state(settings.state_path, new_state, settings.redact)
     except OSError as exc:
         report.problems.append((UNKNOWN, f"cannot write the state file {settings.state_path} "
                                          f"({exc.strerror or type(exc).__name__}): incidents and "

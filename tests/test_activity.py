@@ -199,7 +199,7 @@ def test_panel_setting_reads_the_panels_own_database(run_check, database_servers
 # -- the source failing ---------------------------------------------------------------------------
 
 FAILING_SOURCES = {
-    "unreachable": ({"HEALTHCHECK_ACTIVITY_DB": "postgresql+psycopg://u:p@127.0.0.1:{port}/db"},
+    "unreachable": ({"HEALTHCHECK_ACTIVITY_DB": "postgresql+psycopg://u:pw-unused-4711@127.0.0.1:{port}/db"},
                     "check that the database is running"),
     "bad SQL": ({"HEALTHCHECK_ACTIVITY_QUERY": "SELEC channel FROM inbound"},
                 "check HEALTHCHECK_ACTIVITY_QUERY"),
@@ -207,7 +207,7 @@ FAILING_SOURCES = {
                       "must return two: channel, received_at"),
     "not a time": ({"HEALTHCHECK_ACTIVITY_QUERY": "SELECT channel, 'soon' FROM inbound"},
                    "neither a date and time nor epoch seconds"),
-    "missing driver": ({"HEALTHCHECK_ACTIVITY_DB": "mysql+mysqldb://u:p@127.0.0.1:{port}/db"},
+    "missing driver": ({"HEALTHCHECK_ACTIVITY_DB": "mysql+mysqldb://u:pw-unused-4711@127.0.0.1:{port}/db"},
                        "requirements-activity.txt"),
     "slow query": ({"HEALTHCHECK_ACTIVITY_TIMEOUT": "1", "HEALTHCHECK_ACTIVITY_QUERY":
                     "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) "
