@@ -131,8 +131,18 @@ MAX_STATE_BYTES = 4 * 1024 * 1024
 #: An answer larger than this is refused unread: no gateway list comes near it.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 #: Lines per run, at most, for channels and for problems: a hostile list cannot flood the log.
-MAX_CHANNEL_LINES = 500
-MAX_PROBLEM_LINES = 50
+#: With the notes and the traceback, a run writes at most about 600 log lines.
+MAX_CHANNEL_LINES = 480
+MAX_PROBLEM_LINES = 40
+MAX_NOTE_LINES = 40
+MAX_TRACEBACK_LINES = 30
+#: Channels whose incidents are kept across runs, at most (the state stays under 1 MB).
+MAX_INCIDENTS = 1000
+#: One alert message, and all the undelivered ones together, at most (JSON bytes).
+MAX_ALERT_BYTES = 64 * 1024
+MAX_PENDING_BYTES = 512 * 1024
+#: Alert items described one per line; the rest are counted.
+MAX_ALERT_ITEMS = 60
 #: What is quoted from a gateway's answer is cut to this many characters.
 MAX_QUOTE_CHARS = 200
 #: The status line a monitoring system shows, without its performance data (Monit keeps 512
@@ -475,11 +485,14 @@ class _EnvSource:
             raise HealthcheckError(f"settings file {env_file} not found (given with --env-file)")
 
     def secret_is_exposed(self, name: str) -> bool:
-        """True when `name` comes from the file and group or others may read the file."""
+        """True when `name` comes from the file and every user of the machine may read it.
+
+        Group-readable is normal for a panel's .env: the web server's group reads it.
+        """
         if name in self.environ or name not in self.values:
             return False
         try:
-            return bool(self.env_file.stat().st_mode & 0o044)
+            return bool(self.env_file.stat().st_mode & 0o004)
         except OSError:
             return False
 
@@ -1488,6 +1501,8 @@ class Report:
     activity_error: Optional[str] = None
     #: Seconds the run took, for the performance data; set just before the report is printed.
     elapsed: float = 0.0
+    #: An unexpected exception's traceback: it goes to the log (the bug report), not stdout.
+    traceback: Optional[str] = None
 
     @property
     def state(self) -> int:
@@ -1563,7 +1578,11 @@ class Report:
         if len(self.problems) > MAX_PROBLEM_LINES:
             out.append((worst_state(s for s, _ in self.problems[MAX_PROBLEM_LINES:]),
                         f"... and {len(self.problems) - MAX_PROBLEM_LINES} more problems"))
-        return out + self.notes
+        out += self.notes[:MAX_NOTE_LINES]
+        if len(self.notes) > MAX_NOTE_LINES:
+            out.append((worst_state(s for s, _ in self.notes[MAX_NOTE_LINES:]),
+                        f"... and {len(self.notes) - MAX_NOTE_LINES} more notes (see --json)"))
+        return out
 
     def to_json(self) -> dict:
         return {
@@ -1831,6 +1850,15 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
     for key in [k for k in incidents if k != GATEWAY_KEY and k not in listed]:
         if report.channels or report.missing_expected:
             close(key, "is no longer listed; incident closed")
+    channel_keys = [k for k in incidents if k not in (GATEWAY_KEY, ACTIVITY_KEY)]
+    if len(channel_keys) > MAX_INCIDENTS:
+        # Keep the oldest: a flood of new ids must not push out the incidents people know of.
+        dropped = sorted(channel_keys, key=lambda k: str(incidents[k].get("since")))[
+            MAX_INCIDENTS:]
+        for key in dropped:
+            del incidents[key]
+        notes.append((WARNING, f"{len(dropped)} channels down are not tracked across runs: over "
+                               f"{MAX_INCIDENTS} incidents are open"))
     return incidents, items, notes
 
 
@@ -1910,14 +1938,25 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
     open_items = [i for i in items if i["kind"] != "resolved"]
     resolved = [i for i in items if i["kind"] == "resolved"]
     level = STATE_NAMES[state] if open_items else "RESOLVED"
-    lines = [f"WhatsApp sessions {level} on {host}:"]
-    lines += [f"- {describe(i)}{' (reminder)' if i['kind'] == 'reminder' else ''}"
-              for i in open_items]
-    if resolved:
-        lines.append("Resolved:")
-        lines += [f"- {describe(i)}" for i in resolved]
-    return {"text": "\n".join(lines), "state": level, "host": host, "run_id": run_id,
-            "sent_at": now.isoformat(timespec="seconds"), "items": items}
+    total = len(items)
+    # Bounded whatever the gateway sends: at most MAX_ALERT_ITEMS described, 64 KB in all.
+    open_items, resolved = open_items[:MAX_ALERT_ITEMS], resolved[:MAX_ALERT_ITEMS // 4]
+    while True:
+        lines = [f"WhatsApp sessions {level} on {host}:"]
+        lines += [f"- {describe(i)}{' (reminder)' if i['kind'] == 'reminder' else ''}"
+                  for i in open_items]
+        if resolved:
+            lines.append("Resolved:")
+            lines += [f"- {describe(i)}" for i in resolved]
+        shown = open_items + resolved
+        if len(shown) < total:
+            lines.append(f"... and {total - len(shown)} more (see the log)")
+        message = {"text": "\n".join(lines), "state": level, "host": host, "run_id": run_id,
+                   "sent_at": now.isoformat(timespec="seconds"), "items": shown,
+                   "more_items": total - len(shown)}
+        if len(json.dumps(message)) <= MAX_ALERT_BYTES or len(shown) <= 1:
+            return message
+        open_items, resolved = open_items[:len(open_items) // 2], resolved[:len(resolved) // 2]
 
 
 ###############################################################################
@@ -1942,6 +1981,8 @@ class RunContext:
     #: "run=... started=..." of a previous run that never finished (killed from outside).
     unfinished: str = ""
     lock_problem: Optional[str] = None
+    #: Print every setup warning (--verbose, --dry-run), not only the ones new since last run.
+    all_warnings: bool = False
 
 
 def kick_channel(client: GatewayClient, channel: Channel) -> Kick:
@@ -2541,6 +2582,11 @@ def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[di
             still_pending.append(entry)
         outcome["pending"] = bool(left)
         report.alerts.append(outcome)
+    while len(still_pending) > 1 and len(json.dumps(still_pending)) > MAX_PENDING_BYTES:
+        still_pending.pop(0)  # the oldest first, as below
+        report.notes.append((WARNING, f"an undelivered alert was dropped, the oldest: over "
+                                      f"{MAX_PENDING_BYTES // 1024} KB are waiting; fix the "
+                                      f"alert destinations"))
     if len(still_pending) > MAX_PENDING_ALERTS:
         dropped = len(still_pending) - MAX_PENDING_ALERTS
         report.notes.append((WARNING, f"{dropped} undelivered alerts dropped, the oldest: over "
@@ -2724,18 +2770,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return report.state
     global _untrusted_redactor
     output.redact = _untrusted_redactor = settings.redact
-    if settings.env_file_exposed:
-        output.warn(f"{settings.env_file} can be read by other users and holds the gateway "
-                    f"secret: run  chmod 600 {settings.env_file}")
-    if not settings.verify_tls:
-        output.warn("TLS certificate checking is OFF (HEALTHCHECK_VERIFY_TLS=false): anyone on "
-                    "the path can read the gateway secret; set HEALTHCHECK_CA_BUNDLE instead")
 
     hard_end = started + settings.deadline
     run = RunContext(run_id=run_id, started=started, hard_end=hard_end,
                      budget_end=hard_end - min(settings.deadline * DEADLINE_RESERVE_FRACTION,
                                                DEADLINE_RESERVE_MAX),
-                     dry_run=args.dry_run, force=args.force, ping_rid=str(uuid.uuid4()))
+                     dry_run=args.dry_run, force=args.force, ping_rid=str(uuid.uuid4()),
+                     all_warnings=args.verbose or args.dry_run)
     lock = RunLock(settings.lock_file)
     # Two configurations (two cron lines, two log folders) may share one state file: its own
     # lock keeps their runs from interleaving on it.
@@ -2763,16 +2804,54 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     previous_handler = signal.signal(signal.SIGTERM, _raise_run_interrupted)
     try:
         try:
-            report = run_check(settings, run)
+            report = run_check(settings, run, output.warn)
         except KeyboardInterrupt as exc:
             report = _interrupted(settings, run, "SIGTERM" if isinstance(exc, RunInterrupted)
                                   else "SIGINT")
+        except Exception:  # noqa: BLE001 - the last guard: a bug is one line, never silence
+            report = _bug_report(run.dry_run)
+            if settings.ping_url and not run.dry_run:
+                send_ping(settings, "/fail", report.lines()[0][1], time.monotonic() + 2,
+                          run.ping_rid)
         _finish(report, settings, run_id, output)
         return report.state
     finally:
         for held in locks:
             held.release()
         signal.signal(signal.SIGTERM, previous_handler)
+
+
+def setup_warnings(settings: Settings) -> list[str]:
+    """Return what is unsafe in the settings themselves: secrets readable or sent in clear."""
+    warnings = []
+    if settings.env_file_exposed:
+        warnings.append(f"{settings.env_file} can be read by every user of this machine and "
+                        f"holds the gateway secret: run  chmod 600 {settings.env_file} (or 640 "
+                        f"with the web server's group)")
+    if not settings.verify_tls:
+        warnings.append("TLS certificate checking is OFF (HEALTHCHECK_VERIFY_TLS=false): anyone "
+                        "on the path can read the gateway secret; set HEALTHCHECK_CA_BUNDLE "
+                        "instead")
+    host = urlsplit(settings.base_url).hostname or ""
+    if settings.base_url.startswith("http://") and not _is_loopback(host):
+        warnings.append("WPP_GATEWAY_BASE_URL is http://: the gateway secret crosses the "
+                        "network in clear on every run; use the gateway's https:// address")
+    smtp = settings.smtp
+    if smtp and smtp.password and not smtp.starttls and smtp.port != 465 \
+            and not _is_loopback(smtp.host):
+        warnings.append("HEALTHCHECK_SMTP_STARTTLS is off: the SMTP password crosses the network "
+                        "in clear; turn STARTTLS on")
+    return warnings
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _interrupted(settings: Settings, run: RunContext, signal_name: str) -> Report:
@@ -2797,9 +2876,34 @@ def _raise_run_interrupted(signum, frame):
     raise RunInterrupted()
 
 
-def run_check(settings: Settings, run: RunContext) -> Report:
+def _digest(text: str) -> str:
+    import hashlib
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _bug_report(dry_run: bool, gateway_failed: bool = False) -> Report:
+    """Report the exception being handled as a bug: one line here, its traceback for the log."""
+    import traceback
+    kind, error, _ = sys.exc_info()
+    name = getattr(kind, "__name__", "Exception")
+    report = Report(error=f"internal error ({name}: {quote_untrusted(str(error), 120)}): this "
+                          f"is a bug in {PROGRAM}; the traceback is in the log, please report "
+                          f"it", error_state=UNKNOWN, dry_run=dry_run,
+                    gateway_failed=gateway_failed)
+    report.traceback = traceback.format_exc()
+    return report
+
+
+def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) -> Report:
     """One run under the lock: ping, check, incidents, alerts, state, ping again."""
     state, state_notes = load_state(settings.state_path, run.dry_run)
+    # Setup warnings would make cron mail every 15 minutes: each is printed (and logged) when it
+    # first appears, and on every --verbose or --dry-run run.
+    warnings = setup_warnings(settings)
+    seen = state.get("warned") if isinstance(state.get("warned"), list) else []
+    for text in warnings:
+        if run.all_warnings or _digest(text) not in seen:
+            warn(text)
     killed_note = None
     if run.unfinished:
         state["incidents"], killed_note = count_unfinished_run(
@@ -2814,7 +2918,13 @@ def run_check(settings: Settings, run: RunContext) -> Report:
                                                f"({PROGRAM} {__version__})",
                            run.hard_end, run.ping_rid) if pinging else None
 
-    report, activity = check_gateway(settings, run, state, datetime.now().astimezone())
+    try:
+        report, activity = check_gateway(settings, run, state, datetime.now().astimezone())
+    except Exception:  # noqa: BLE001 - the last guard: the incident counting must go on
+        # Whatever the gateway sent that we failed on, it counts as the gateway failing, so
+        # "the gateway keeps failing" reaches a person on schedule.
+        report = _bug_report(run.dry_run, gateway_failed=True)
+        activity = state.get("activity") if settings.activity else None
     report.notes[:0] = state_notes
     if ping_error:
         report.notes.append((WARNING, ping_error))
@@ -2845,7 +2955,8 @@ def run_check(settings: Settings, run: RunContext) -> Report:
     pending = deliver_alerts(settings, state["pending_alerts"], message, run.hard_end, report)
     try:
         new_state = {"version": STATE_VERSION, "updated_at": now.isoformat(timespec="seconds"),
-                     "incidents": incidents, "pending_alerts": pending}
+                     "incidents": incidents, "pending_alerts": pending,
+                     "warned": [_digest(text) for text in warnings]}
         if activity is not None:
             new_state["activity"] = activity
         save_state(settings.state_path, new_state, settings.redact)
@@ -2893,10 +3004,13 @@ def _fallback_settings(env_file: Optional[Path]) -> Settings:
 def _finish(report: Report, settings: Settings, run_id: str, output: _Output) -> None:
     """Write the log (when something is wrong) and print the report."""
     stdout_is_log = False
-    if report.worth_logging and not report.dry_run:
+    if (report.worth_logging or output.warnings) and not report.dry_run:
         lines = report.lines()
         if not is_same_file(sys.stderr, settings.log_file):  # else they are in the log already
             lines += [(WARNING, w) for w in output.warnings]
+        if report.traceback:
+            lines += [(UNKNOWN, "traceback: " + clean_text(line)[:500]) for line in
+                      report.traceback.rstrip().splitlines()[-MAX_TRACEBACK_LINES:]]
         redacted = [(state, output.redact(text)) for state, text in lines]
         try:
             append_log(settings.log_file, run_id, redacted)

@@ -83,9 +83,9 @@ def test_arbitrary_json_list_as_a_subprocess_exits_0_to_3(shared_gateway, tmp_pa
     assert "Traceback" not in done.stdout + done.stderr
 
 
-def start(home, tmp_path):
+def start(home, tmp_path, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WPP_", "HEALTHCHECK_"))}
-    return subprocess.Popen([sys.executable, str(home / "healthcheck_sessions.py")],
+    return subprocess.Popen([sys.executable, str(home / "healthcheck_sessions.py"), *args],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -134,8 +134,21 @@ def test_env_file_that_others_can_read_gets_a_warning(gateway, home, tmp_path):
     process = start(home, tmp_path)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0
-    assert "can be read by other users and holds the gateway secret" in stderr
+    assert "can be read by every user of this machine and holds the gateway secret" in stderr
     assert f"chmod 600 {home / '.env'}" in stderr
+    assert "holds the gateway secret" in (home / "logs" / "healthcheck-sessions.log").read_text()
+    # Said once, not in every cron mail; again on a --verbose run.
+    process = start(home, tmp_path)
+    assert process.communicate(timeout=30)[1] == ""
+    process = start(home, tmp_path, "--verbose")
+    assert "holds the gateway secret" in process.communicate(timeout=30)[1]
+
+
+def test_group_readable_env_file_is_normal(run_check, home):
+    run = run_check(write_dotenv=True)
+    (home / ".env").chmod(0o640)  # the web server's group reads the panel's .env
+    run = run_check(write_dotenv=False)
+    assert run.stderr == ""
 
 
 def test_private_env_file_gets_no_warning(run_check):
@@ -167,4 +180,4 @@ def test_thousands_of_bad_entries_cannot_flood_the_log(run_check, gateway):
     run = run_check()
     assert run.code == 3
     assert len(run.log.splitlines()) < 60
-    assert "... and 4951 more problems" in run.log  # 5000 entries and the empty list
+    assert "... and 4961 more problems" in run.log  # 5000 entries and the empty list
