@@ -946,6 +946,14 @@ class GatewayClient:
             raise HealthcheckError(too_slow, CRITICAL) from None
         except requests.RequestException as exc:
             raise HealthcheckError(self._describe_transport_error(exc), CRITICAL) from None
+        except ValueError as exc:
+            # requests parses a Location even when it does not follow it: `http://[::1` or a
+            # byte that is not UTF-8 raises here, not as a RequestException.
+            raise HealthcheckError(f"{self.display_url} sent an answer that cannot be parsed "
+                                   f"({type(exc).__name__}), such as a redirect to an address "
+                                   f"that cannot be read; nothing was followed: check "
+                                   f"WPP_GATEWAY_BASE_URL and the proxy in front of the gateway",
+                                   CRITICAL) from None
 
     def _too_big(self, status: int) -> HealthcheckError:
         # A 2xx this size is an answer outside the contract (UNKNOWN); an error page, CRITICAL.

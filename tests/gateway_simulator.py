@@ -288,7 +288,8 @@ class GatewaySimulator:
             def _send(self, status: int, body: bytes, content_type: str, headers=None):
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
+                if "Content-Length" not in (headers or {}):  # a fault may send its own
+                    self.send_header("Content-Length", str(len(body)))
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.end_headers()
