@@ -140,7 +140,7 @@ MAX_TRACEBACK_LINES = 30
 MAX_INCIDENTS = 1000
 #: One alert message, and all the undelivered ones together, at most (JSON bytes).
 MAX_ALERT_BYTES = 64 * 1024
-MAX_PENDING_BYTES = 512 * 1024
+MAX_PENDING_BYTES = 256 * 1024
 #: Alert items described one per line; the rest are counted.
 MAX_ALERT_ITEMS = 60
 #: What is quoted from a gateway's answer is cut to this many characters.

@@ -244,7 +244,7 @@ def test_flood_of_qr_channels_keeps_state_log_and_alerts_bounded(run_check, gate
     assert (home / "logs" / "healthcheck-state.json").stat().st_size < 1024 * 1024
     assert all(len(r["body"]) <= 64 * 1024 for r in recorder.requests)
     state = state_of(home)
-    assert len(json.dumps(state["pending_alerts"])) <= 512 * 1024
+    assert len(json.dumps(state["pending_alerts"])) <= 256 * 1024
     assert len(state["incidents"]) <= 1000
 
 
