@@ -71,22 +71,26 @@ def json_fault(status: int, payload, **kw) -> Fault:
     return Fault("response", status, json.dumps(payload), "application/json", **kw)
 
 
-class GatewaySimulator:
-    """A real HTTP server on 127.0.0.1 that behaves like the gateway-wrapper."""
+class HttpSimulator:
+    """A real HTTP server on 127.0.0.1 with switchable faults, latency and a request record.
+
+    A gateway's simulator subclasses it: `classify` names the endpoint a request is for, and
+    `respond` answers it. Faults and latency are set per endpoint name.
+    """
+
+    #: The endpoint names of this gateway; "other" catches the rest.
+    ENDPOINTS: tuple[str, ...] = ("other",)
+    #: Endpoints whose latency also gets `channel_latency` for the channel they name.
+    CHANNEL_ENDPOINTS: tuple[str, ...] = ()
 
     def __init__(self, secret: str = "test-secret-0123456789", host: str = "127.0.0.1",
                  port: int = 0, tls: Optional[tuple[str, str]] = None):
         self.secret = secret
-        self.channels: dict[str, dict[str, str]] = {}
         self.faults: dict[str, list[Fault]] = {}
-        self.latency = {"list": 0.0, "qr": 0.0, "start": 0.0}
-        self.channel_latency: dict[str, float] = {}  # extra seconds on one channel's kick
-        self.in_flight = {"list": 0, "qr": 0, "start": 0, "other": 0}
+        self.latency = {name: 0.0 for name in self.ENDPOINTS}
+        self.channel_latency: dict[str, float] = {}  # extra seconds on one channel's calls
+        self.in_flight = {name: 0 for name in self.ENDPOINTS + ("other",)}
         self.max_in_flight = dict(self.in_flight)  # the most requests handled at once
-        self.list_shape = "channels"      # channels | data | bare
-        self.id_field = "id"              # id | name | channel_id
-        self.start_session_route = True
-        self.raw_list: Optional[object] = None  # when set, served as the list's JSON as it is
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -102,12 +106,6 @@ class GatewaySimulator:
         self._thread: Optional[threading.Thread] = None
 
     # -- set-up ---------------------------------------------------------------------------------
-    def add_channel(self, channel_id: str, status: str = "connected", on_kick: str = "reconnect"):
-        if on_kick not in KICK_BEHAVIOURS:
-            raise ValueError(f"unknown kick behaviour {on_kick!r}")
-        self.channels[channel_id] = {"status": status, "on_kick": on_kick}
-        return self
-
     def set_fault(self, endpoint: str, fault: Fault):
         self.faults.setdefault(endpoint, []).append(fault)
         return self
@@ -142,6 +140,16 @@ class GatewaySimulator:
         with self._lock:
             return [r for r in self.requests if r["endpoint"] == endpoint]
 
+    # -- what a gateway simulator defines -------------------------------------------------------
+    def classify(self, method: str, parts: list[str]) -> tuple[str, Optional[str]]:
+        """Return (endpoint name, channel) for a request path split on "/"."""
+        return "other", None
+
+    def respond(self, method: str, endpoint: str, channel: Optional[str], path: str,
+                headers, body: bytes):
+        """Return (HTTP status, JSON-able payload) or (status, bytes, content type)."""
+        return 404, f"Cannot {method} {path}".encode(), "text/html"
+
     # -- behaviour ------------------------------------------------------------------------------
     def _take_fault(self, endpoint: str, channel: Optional[str]) -> Optional[Fault]:
         with self._lock:
@@ -154,6 +162,57 @@ class GatewaySimulator:
                     fault.times -= 1
                 return fault
         return None
+
+    def _list_payload(self):
+        """What a list answers; `stop_listening` serves it once before going away."""
+        return []
+
+
+class GatewaySimulator(HttpSimulator):
+    """The operator's gateway-wrapper (GET /api/channels, /qr, start-session)."""
+
+    ENDPOINTS = ("list", "qr", "start")
+    CHANNEL_ENDPOINTS = ("qr",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.channels: dict[str, dict[str, str]] = {}
+        self.list_shape = "channels"      # channels | data | bare
+        self.id_field = "id"              # id | name | channel_id
+        self.start_session_route = True
+        self.raw_list: Optional[object] = None  # when set, served as the list's JSON as it is
+
+    def add_channel(self, channel_id: str, status: str = "connected", on_kick: str = "reconnect"):
+        if on_kick not in KICK_BEHAVIOURS:
+            raise ValueError(f"unknown kick behaviour {on_kick!r}")
+        self.channels[channel_id] = {"status": status, "on_kick": on_kick}
+        return self
+
+    def classify(self, method, parts):
+        if method == "GET" and parts == ["api", "channels"]:
+            return "list", None
+        if len(parts) == 4 and parts[:2] == ["api", "channels"]:
+            channel = unquote(parts[2])
+            if method == "GET" and parts[3] == "qr":
+                return "qr", channel
+            if method == "POST" and parts[3] == "start-session":
+                return "start", channel
+            return "other", channel
+        return "other", None
+
+    def respond(self, method, endpoint, channel, path, headers, body):
+        secret = headers.get("X-Gateway-Secret")
+        if secret is None:
+            return 401, {"success": False, "error": "Missing X-Gateway-Secret header"}
+        if secret != self.secret:
+            return 401, {"success": False, "error": "Unauthorized"}
+        if endpoint == "list":
+            return 200, self._list_payload()
+        if endpoint == "qr":
+            return self._kick(channel)
+        if endpoint == "start" and self.start_session_route:
+            return self._start_session(channel)
+        return super().respond(method, endpoint, channel, path, headers, body)
 
     def _list_payload(self):
         if self.raw_list is not None:
@@ -229,58 +288,49 @@ class GatewaySimulator:
             def do_DELETE(self):
                 self._route("DELETE")
 
+            def do_PUT(self):
+                self._route("PUT")
+
             def _route(self, method: str):
                 path = self.path.split("?", 1)[0]
                 parts = path.strip("/").split("/")
-                endpoint, channel = "other", None
-                if method == "GET" and parts == ["api", "channels"]:
-                    endpoint = "list"
-                elif len(parts) == 4 and parts[:2] == ["api", "channels"]:
-                    channel = unquote(parts[2])
-                    if method == "GET" and parts[3] == "qr":
-                        endpoint = "qr"
-                    elif method == "POST" and parts[3] == "start-session":
-                        endpoint = "start"
+                endpoint, channel = simulator.classify(method, parts)
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                body = self.rfile.read(length) if length else b""
                 with simulator._lock:
                     simulator.requests.append({"method": method, "path": self.path,
                                                "endpoint": endpoint, "channel": channel,
-                                               "headers": dict(self.headers),
+                                               "headers": dict(self.headers), "body": body,
                                                "client": self.client_address,
                                                "at": time.monotonic()})
                     simulator.in_flight[endpoint] += 1
                     simulator.max_in_flight[endpoint] = max(simulator.max_in_flight[endpoint],
                                                             simulator.in_flight[endpoint])
                 try:
-                    self._answer(method, endpoint, channel)
+                    self._answer(method, endpoint, channel, body)
                 finally:
                     with simulator._lock:
                         simulator.in_flight[endpoint] -= 1
 
-            def _answer(self, method, endpoint, channel):
+            def _answer(self, method, endpoint, channel, body):
                 delay = simulator.latency.get(endpoint, 0.0) + (
-                    simulator.channel_latency.get(channel, 0.0) if endpoint == "qr" else 0.0)
+                    simulator.channel_latency.get(channel, 0.0)
+                    if endpoint in simulator.CHANNEL_ENDPOINTS else 0.0)
                 if delay:
                     time.sleep(delay)
                 fault = simulator._take_fault(endpoint, channel)
                 if fault is not None:
                     return self._fault(fault)
-                secret = self.headers.get("X-Gateway-Secret")
-                if secret is None:
-                    return self._json(401, {"success": False,
-                                            "error": "Missing X-Gateway-Secret header"})
-                if secret != simulator.secret:
-                    return self._json(401, {"success": False, "error": "Unauthorized"})
-                if endpoint == "list":
-                    return self._json(200, simulator._list_payload())
-                if endpoint == "qr":
-                    return self._json(*simulator._kick(channel))
-                if endpoint == "start" and simulator.start_session_route:
-                    return self._json(*simulator._start_session(channel))
-                body = f"Cannot {method} {self.path}".encode()
-                self._send(404, body, "text/html")
+                answer = simulator.respond(method, endpoint, channel, self.path, self.headers,
+                                           body)
+                if len(answer) == 3:
+                    return self._send(*answer)
+                status, payload = answer
+                if payload is None:  # a request that gets no answer at all
+                    simulator._stopping.wait(120)
+                    self.close_connection = True
+                    return
+                self._json(status, payload)
 
             def _json(self, status: int, payload):
                 self._send(status, json.dumps(payload).encode("utf-8"), "application/json")
