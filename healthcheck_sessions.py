@@ -103,6 +103,8 @@ STATE_VERSION = 1
 #: A QR kick starts a browser on the gateway (~1.35 GB under WPPConnect) and only a scan can
 #: finish it: after a QR, kick again on runs 2, 4, 8, 16... of the incident, then this often.
 DEFAULT_QR_RETRY_HOURS = 6.0
+#: A session that is starting or reconnecting is left to the gateway's own recovery this long.
+DEFAULT_STARTING_GRACE_MINUTES = 10.0
 
 #: A connected channel with no inbound message for this long is silent, whatever its history.
 DEFAULT_SILENT_HOURS = 72.0
@@ -149,6 +151,10 @@ MAX_QUOTE_CHARS = 200
 #: bytes of the whole output; the plugin guidelines ask for a short first line).
 MAX_STATUS_LINE_CHARS = 200
 
+#: The gateways the script talks to, with an example address for each.
+GATEWAY_TYPES = {"wrapper": "https://wpp.example.com:8443", "waha": "http://127.0.0.1:3000",
+                 "evolution": "http://127.0.0.1:8080", "wppconnect": "http://127.0.0.1:21465"}
+
 #: Fields in which the gateway wrappers return the QR image.
 QR_IMAGE_FIELDS = ("qr", "qr_base64", "qrcode", "base64Qrimg", "base64", "base64Image",
                    "image", "qrcode_base64")
@@ -166,12 +172,19 @@ OUTCOME_STATES = {
     "would_reconnect": WARNING,       # --dry-run: computed as if the kick were accepted
     "qr_issued": CRITICAL,            # the stored login is gone: a person must scan a QR
     "qr_pending": CRITICAL,           # a QR waits for a scan; not kicked this run (backoff)
+    "in_grace": WARNING,              # starting or reconnecting: left to the gateway's recovery
+    "stuck": CRITICAL,                # still starting past its grace, and no safe revive
     "silent": WARNING,                # listed as connected, but no inbound message for too long
     "failed": CRITICAL,               # the kick itself failed
 }
 
 ENV_HELP = """\
 settings (.env beside the script, or --env-file; the environment wins over the file):
+  HEALTHCHECK_GATEWAY          wrapper (default), waha, evolution or wppconnect
+  HEALTHCHECK_GATEWAY_URL      the gateway's address (wrapper: WPP_GATEWAY_BASE_URL also works)
+  HEALTHCHECK_GATEWAY_KEY      WAHA X-Api-Key, Evolution apikey, WPPConnect SECRET_KEY
+  HEALTHCHECK_STARTING_GRACE_MINUTES  a starting session is left alone this long (default 10)
+  HEALTHCHECK_SILENT_ACTION    alert (default) or restart: what a silent channel gets
   WPP_GATEWAY_BASE_URL         gateway address, e.g. https://wpp.example.com:8443
   WPP_GATEWAY_SECRET           sent as X-Gateway-Secret; may be the panel's encrypted form
   INFRA_SECRET_KEY             the panel's key, to decrypt an encrypted WPP_GATEWAY_SECRET
@@ -302,6 +315,17 @@ class Redactor:
                 self._pieces.update(lowered[i:i + self.MIN_LEAK]
                                     for i in range(len(lowered) - self.MIN_LEAK + 1))
 
+    def add(self, secret: str) -> None:
+        """Hide one more secret from now on (a token minted during the run)."""
+        if secret and len(secret) >= MIN_MASKED_SECRET and secret not in self._secrets:
+            wholes = set(self._secrets) | {secret} | set(_encoded_forms(secret))
+            self._secrets = sorted(wholes, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(w) for w in self._secrets),
+                                       re.IGNORECASE)
+            lowered = secret.lower()
+            self._pieces = self._pieces | {lowered[i:i + self.MIN_LEAK]
+                                           for i in range(len(lowered) - self.MIN_LEAK + 1)}
+
     def __call__(self, text: str) -> str:
         if self._pattern is None:
             return text
@@ -409,6 +433,12 @@ class Settings:
     qr_retry_hours: float = DEFAULT_QR_RETRY_HOURS
     activity: Optional["ActivitySettings"] = None
     metrics_file: Optional[Path] = None
+    #: Which gateway, and the names of the settings that hold its address and key.
+    gateway: str = "wrapper"
+    url_setting: str = "WPP_GATEWAY_BASE_URL"
+    key_setting: str = "WPP_GATEWAY_SECRET"
+    starting_grace_minutes: float = DEFAULT_STARTING_GRACE_MINUTES
+    silent_action: str = "alert"  # alert | restart
 
     @property
     def lock_file(self) -> Path:
@@ -575,29 +605,46 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
     environ = os.environ if environ is None else environ
     source = _EnvSource(env_file or DEFAULT_ENV_FILE, environ, explicit=env_file is not None)
 
-    base_url = source.required("WPP_GATEWAY_BASE_URL", "e.g. https://wpp.example.com:8443")
+    gateway = (source.get("HEALTHCHECK_GATEWAY") or "wrapper").lower()
+    if gateway not in GATEWAY_TYPES:
+        raise HealthcheckError(f"HEALTHCHECK_GATEWAY must be one of {', '.join(GATEWAY_TYPES)}, "
+                               f"got {quote_untrusted(gateway, 40)!r}: "
+                               f"{source.where('HEALTHCHECK_GATEWAY')}")
+    # The wrapper's settings keep their names, so the operator's .env works unchanged.
+    url_name, key_name = "HEALTHCHECK_GATEWAY_URL", "HEALTHCHECK_GATEWAY_KEY"
+    if gateway == "wrapper":
+        url_name = url_name if source.get(url_name) else "WPP_GATEWAY_BASE_URL"
+        key_name = key_name if source.get(key_name) else "WPP_GATEWAY_SECRET"
+    example = GATEWAY_TYPES[gateway]
+    base_url = source.required(url_name, f"e.g. {example}")
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HealthcheckError("WPP_GATEWAY_BASE_URL must be an http:// or https:// address "
-                               f"with a host, e.g. https://wpp.example.com:8443: "
-                               f"{source.where('WPP_GATEWAY_BASE_URL')}")
+        raise HealthcheckError(f"{url_name} must be an http:// or https:// address with a "
+                               f"host, e.g. {example}: {source.where(url_name)}")
     try:
         _ = parts.port  # urlsplit only checks the port when asked
     except ValueError:
-        raise HealthcheckError("WPP_GATEWAY_BASE_URL has a port that is not a number: "
-                               f"{source.where('WPP_GATEWAY_BASE_URL')}") from None
+        raise HealthcheckError(f"{url_name} has a port that is not a number: "
+                               f"{source.where(url_name)}") from None
     if parts.path.rstrip("/").lower().endswith("/api"):
-        raise HealthcheckError("WPP_GATEWAY_BASE_URL ends in /api: give the gateway's address "
-                               "without it (the script adds /api/channels itself), e.g. "
-                               "https://wpp.example.com:8443")
+        raise HealthcheckError(f"{url_name} ends in /api: give the gateway's address "
+                               f"without it (the script adds the /api paths itself), e.g. "
+                               f"{example}")
 
-    stored_secret = source.required("WPP_GATEWAY_SECRET", "the gateway secret")
+    stored_secret = source.required(key_name, "the gateway's key")
     infra_key = source.get("INFRA_SECRET_KEY")
-    secret = resolve_secret(stored_secret, infra_key, source.env_file)
+    # Only the operator's panel stores its secret encrypted.
+    secret = resolve_secret(stored_secret, infra_key, source.env_file) \
+        if key_name == "WPP_GATEWAY_SECRET" else stored_secret
     if not re.fullmatch(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?", secret):
-        raise HealthcheckError("WPP_GATEWAY_SECRET holds characters that cannot be sent in an "
-                               "HTTP header (non-ASCII or control characters): "
-                               f"{source.where('WPP_GATEWAY_SECRET')}")
+        raise HealthcheckError(f"{key_name} holds characters that cannot be sent in an "
+                               f"HTTP header (non-ASCII or control characters): "
+                               f"{source.where(key_name)}")
+    silent_action = (source.get("HEALTHCHECK_SILENT_ACTION") or "alert").lower()
+    if silent_action not in ("alert", "restart"):
+        raise HealthcheckError(f"HEALTHCHECK_SILENT_ACTION must be alert or restart, got "
+                               f"{quote_untrusted(silent_action, 40)!r}: "
+                               f"{source.where('HEALTHCHECK_SILENT_ACTION')}")
 
     ca_bundle = source.path("HEALTHCHECK_CA_BUNDLE", None)
     if ca_bundle is not None and not ca_bundle.is_file():
@@ -642,7 +689,12 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
         alert_command=source.get("HEALTHCHECK_ALERT_COMMAND"),
         smtp=smtp,
         ping_url=ping_url,
-        env_file_exposed=source.secret_is_exposed("WPP_GATEWAY_SECRET"),
+        env_file_exposed=source.secret_is_exposed(key_name),
+        gateway=gateway, url_setting=url_name, key_setting=key_name,
+        starting_grace_minutes=source.seconds("HEALTHCHECK_STARTING_GRACE_MINUTES",
+                                              DEFAULT_STARTING_GRACE_MINUTES, allow_zero=True,
+                                              unit="minutes", high=24 * 60),
+        silent_action=silent_action,
         qr_retry_hours=source.seconds("HEALTHCHECK_QR_RETRY_HOURS", DEFAULT_QR_RETRY_HOURS,
                                       unit="hours", high=24 * 365),
         activity=activity,
@@ -855,15 +907,15 @@ class Answer:
         return None
 
 
-class GatewayClient:
-    """Talks to the gateway: every call bounded in time and size, never redirected."""
+class HttpClient:
+    """Talks HTTP to the gateway: every call bounded in time and size, never redirected."""
 
-    def __init__(self, settings: Settings, budget_end: float):
+    def __init__(self, settings: Settings, budget_end: float, auth_headers: dict[str, str]):
         self.settings = settings
         self.budget_end = budget_end
         self.display_url = display_url(settings.base_url)
         self._session = requests.Session()
-        self._session.headers.update({"X-Gateway-Secret": settings.secret,
+        self._session.headers.update({**auth_headers,
                                       "Accept": "application/json",
                                       # No compressed answers: a small body cannot inflate.
                                       "Accept-Encoding": "identity",
@@ -881,22 +933,26 @@ class GatewayClient:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
-    def list_channels(self) -> Answer:
-        """GET /api/channels."""
-        return self._exchange("GET", "/api/channels", self.settings.list_timeout,
-                              "HEALTHCHECK_LIST_TIMEOUT")
+    def list_call(self, method: str, path: str, **kwargs) -> Answer:
+        """A call that lists sessions: HEALTHCHECK_LIST_TIMEOUT."""
+        return self.call(method, path, self.settings.list_timeout, "HEALTHCHECK_LIST_TIMEOUT",
+                         **kwargs)
 
-    def request_qr(self, channel_id: str) -> Answer:
-        """GET /api/channels/<id>/qr: on a disconnected session this makes WPPConnect reconnect."""
-        return self._exchange("GET", f"/api/channels/{channel_path(channel_id)}/qr",
-                              self.settings.qr_timeout, "HEALTHCHECK_QR_TIMEOUT")
+    def session_call(self, method: str, path: str, **kwargs) -> Answer:
+        """A call about one session (its state, its revival): HEALTHCHECK_QR_TIMEOUT."""
+        return self.call(method, path, self.settings.qr_timeout, "HEALTHCHECK_QR_TIMEOUT",
+                         **kwargs)
 
-    def start_session(self, channel_id: str) -> Answer:
-        """POST /api/channels/<id>/start-session: relaunches a CLOSED client from its login."""
-        return self._exchange("POST", f"/api/channels/{channel_path(channel_id)}/start-session",
-                              self.settings.qr_timeout, "HEALTHCHECK_QR_TIMEOUT")
+    def call(self, method: str, path: str, timeout: float, timeout_name: str,
+             json_body=None, headers: Optional[dict[str, str]] = None) -> Answer:
+        """Return the answer to one call, or raise HealthcheckError(CRITICAL) saying why not."""
+        try:
+            return self._exchange(method, path, timeout, timeout_name, json_body, headers)
+        except HealthcheckError as exc:
+            raise HealthcheckError(name_settings(str(exc), self.settings), exc.state) from None
 
-    def _exchange(self, method: str, path: str, timeout: float, timeout_name: str) -> Answer:
+    def _exchange(self, method: str, path: str, timeout: float, timeout_name: str,
+                  json_body, headers) -> Answer:
         """Return the answer to one call, or raise HealthcheckError(CRITICAL) saying why not."""
         left = self.budget_end - time.monotonic()
         if left <= 0:
@@ -906,17 +962,20 @@ class GatewayClient:
         too_slow = (f"no complete answer from {self.display_url} within {limit:g}s "
                     f"({limit_name}); the gateway or WPPConnect is hung or overloaded")
         try:
-            return call_with_timeout(lambda: self._fetch(method, path, limit, too_slow), limit)
+            return call_with_timeout(lambda: self._fetch(method, path, limit, too_slow,
+                                                         json_body, headers), limit)
         except TimeoutError:
             raise HealthcheckError(too_slow, CRITICAL) from None
 
-    def _fetch(self, method: str, path: str, limit: float, too_slow: str) -> Answer:
+    def _fetch(self, method: str, path: str, limit: float, too_slow: str, json_body,
+               headers) -> Answer:
         """Return the whole answer (at most MAX_BODY_BYTES), or raise HealthcheckError."""
         started = time.monotonic()
         try:
             response = self._session.request(
                 method, self.settings.base_url + path, allow_redirects=False, stream=True,
-                verify=self._verify, timeout=(min(self.settings.connect_timeout, limit), limit))
+                json=json_body, headers=headers, verify=self._verify,
+                timeout=(min(self.settings.connect_timeout, limit), limit))
             with response:
                 declared = response.headers.get("Content-Length", "").strip()
                 # [0-9], not isdigit(): "²" is a digit to Python but not a length.
@@ -1045,6 +1104,328 @@ def channel_key(name: str) -> str:
     return re.sub(r"\s+", "", name).lower()
 
 
+def name_settings(text: str, settings: "Settings") -> str:
+    """Return a message with the gateway settings named as this configuration names them.
+
+    Messages are written for the wrapper's WPP_GATEWAY_BASE_URL and WPP_GATEWAY_SECRET; WAHA,
+    Evolution and WPPConnect-Server are set with HEALTHCHECK_GATEWAY_URL and _KEY.
+    """
+    return (text.replace("WPP_GATEWAY_BASE_URL", settings.url_setting)
+            .replace("WPP_GATEWAY_SECRET", settings.key_setting))
+
+
+@dataclass(frozen=True)
+class Abilities:
+    """What a gateway's revive call can do, as plain data for the decision step."""
+
+    #: A session that is starting or reconnecting may be revived once its grace is over.
+    revive_transient: bool
+    #: A connected session can be restarted without losing its login (for a silent one).
+    restart_connected: bool
+
+
+class WrapperGateway:
+    """The operator's gateway-wrapper: GET /api/channels, /qr to reconnect, start-session.
+
+    `/qr` on a disconnected session makes WPPConnect reconnect from its stored login; a client
+    that is not running is relaunched with start-session. The wrapper has no restart.
+    """
+
+    kind = "wrapper"
+    abilities = Abilities(revive_transient=True, restart_connected=False)
+
+    def __init__(self, settings: "Settings", budget_end: float):
+        self.settings = settings
+        self.http = HttpClient(settings, budget_end, {"X-Gateway-Secret": settings.secret})
+        self.display_url = self.http.display_url
+
+    def list_sessions(self) -> "Listing":
+        return parse_listing(self.http.list_call("GET", "/api/channels"), self.display_url)
+
+    def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
+        path = f"/api/channels/{channel_path(channel.id)}"
+        answer = self.http.session_call("GET", path + "/qr")
+        if not is_not_started(answer):
+            return classify_qr_answer(answer, self.display_url)
+        # /qr alone cannot revive a CLOSED client; start-session relaunches it from its login.
+        return classify_start_answer(self.http.session_call("POST", path + "/start-session"),
+                                     self.display_url)
+
+
+#: WAHA's session statuses (src/structures/enums.dto.ts). FAILED is restarted: a logged-out
+#: session comes back as SCAN_QR_CODE, which then goes to a person.
+WAHA_CONDITIONS = {"WORKING": "connected", "STARTING": "transient",
+                   "SCAN_QR_CODE": "needs_person", "STOPPED": "stopped", "FAILED": "stopped"}
+
+
+class WahaGateway:
+    """WAHA: X-Api-Key; GET /api/sessions?all=true; POST /api/sessions/{name}/restart.
+
+    Never /start (Core answers 422 on FAILED), never logout, DELETE or /api/server/stop.
+    """
+
+    kind = "waha"
+    abilities = Abilities(revive_transient=True, restart_connected=True)
+
+    def __init__(self, settings: "Settings", budget_end: float):
+        self.settings = settings
+        self.http = HttpClient(settings, budget_end, {"X-Api-Key": settings.secret})
+        self.display_url = self.http.display_url
+
+    def list_sessions(self) -> "Listing":
+        # all=true: without it a STOPPED session is not listed at all.
+        data = json_answer(self.http.list_call("GET", "/api/sessions?all=true"),
+                           self.display_url, "listing sessions")
+        if not isinstance(data, list):
+            raise HealthcheckError("listing sessions: the answer is not a list of sessions; "
+                                   "check HEALTHCHECK_GATEWAY_URL and the WAHA version")
+        channels, problems = [], []
+        for position, entry in enumerate(data, 1):
+            name = checked_id(entry, "name", position, problems)
+            if name is None:
+                continue
+            word = entry.get("status") if isinstance(entry.get("status"), str) else ""
+            word = clean_text(word.strip().upper())[:40]
+            condition = WAHA_CONDITIONS.get(word, "stopped")
+            detail = ("FAILED: restarted; if it fails again after the restart, its login is "
+                      "gone and a person must scan a new QR" if word == "FAILED" else "")
+            channels.append(Channel(name, word or "(none)", condition, detail))
+        return Listing(channels, problems)
+
+    def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
+        answer = self.http.session_call("POST", f"/api/sessions/{channel_path(channel.id)}"
+                                                f"/restart")
+        if not 200 <= answer.status < 300:
+            return Kick("failed", _describe_http_failure(answer, "restart call",
+                                                         self.display_url))
+        try:
+            data = answer.json()
+        except ValueError:
+            data = None
+        word = str(data.get("status", "")).upper() if isinstance(data, dict) else ""
+        if word == "SCAN_QR_CODE":
+            return Kick("qr_issued", "the stored login is no longer valid: a person must scan a "
+                                     "new QR code (WAHA dashboard or GET /api/{session}/auth/qr)")
+        if word == "WORKING":
+            return Kick("already_connected", "WAHA answered the restart as WORKING")
+        return Kick("reconnect_requested", "restart requested: WAHA restarts the session from "
+                                           "its stored login")
+
+
+#: Baileys close codes after which Evolution wipes the stored login (408 from 2.4.0 on).
+EVOLUTION_LOGOUT_CODES = frozenset({401, 402, 403, 406, 408})
+EVOLUTION_CONDITIONS = {"open": "connected", "connecting": "transient", "close": "stopped"}
+
+
+class EvolutionGateway:
+    """Evolution API v2: apikey; fetchInstances, then each instance's live connectionState.
+
+    `close` is revived with GET /instance/connect (the stored creds), a dead `open` with POST
+    /instance/restart. Never logout or delete.
+    """
+
+    kind = "evolution"
+    abilities = Abilities(revive_transient=True, restart_connected=True)
+
+    def __init__(self, settings: "Settings", budget_end: float):
+        self.settings = settings
+        self.budget_end = budget_end
+        self.http = HttpClient(settings, budget_end, {"apikey": settings.secret})
+        self.display_url = self.http.display_url
+
+    def _json(self, answer: "Answer", what: str):
+        """Evolution's JSON, with its two ways of failing that look like success named."""
+        if answer.status == 503 and b"LICENSE_REQUIRED" in answer.body[:4096]:
+            raise HealthcheckError(f"{what}: HTTP 503 LICENSE_REQUIRED: this Evolution API 2.4 "
+                                   f"is not activated, so it refuses every call; activate its "
+                                   f"license (its /manager page) and check again", CRITICAL)
+        return json_answer(answer, self.display_url, what)
+
+    def list_sessions(self) -> "Listing":
+        # The rows are the database's copy, which lags: each instance's state is read live.
+        rows = self._json(self.http.list_call("GET", "/instance/fetchInstances"),
+                          "listing instances")
+        if not isinstance(rows, list):
+            raise HealthcheckError("listing instances: the answer is not a list of instances; "
+                                   "check HEALTHCHECK_GATEWAY_URL and the Evolution API version")
+        problems, named = [], []
+        for position, row in enumerate(rows, 1):
+            name = checked_id(row, "name", position, problems)
+            if name is not None and name not in (n for n, _ in named):
+                named.append((name, row))
+        states = run_bounded([lambda n=n: self._live_state(n) for n, _ in named],
+                             self.settings.workers, self.budget_end)
+        channels = []
+        for (name, row), (state, error) in zip(named, [s or (None, "no time left") for s in
+                                                        states]):
+            if error:
+                problems.append((CRITICAL, f"instance {quote_untrusted(name, 80)}: its state "
+                                           f"could not be read: {error}"))
+                continue
+            code = row.get("disconnectionReasonCode")
+            condition = EVOLUTION_CONDITIONS.get(state, "stopped")
+            detail = ""
+            if state == "close" and code in EVOLUTION_LOGOUT_CODES:
+                condition = "needs_person"
+                detail = (f"closed with code {code}: Evolution wiped the stored login, a person "
+                          f"must scan a new QR")
+            channels.append(Channel(name, state or "(none)", condition, detail))
+        return Listing(channels, problems)
+
+    def _live_state(self, name: str) -> tuple[Optional[str], Optional[str]]:
+        """Return (the instance's in-memory state word, None), or (None, the error text)."""
+        try:
+            data = self._json(self.http.session_call(
+                "GET", f"/instance/connectionState/{channel_path(name)}"), "reading its state")
+        except HealthcheckError as exc:
+            return None, str(exc)
+        instance = data.get("instance") if isinstance(data, dict) else None
+        state = instance.get("state") if isinstance(instance, dict) else None
+        # Listed in the database but not loaded in memory: closed, to be connected.
+        return (clean_text(state.strip().lower())[:40] if isinstance(state, str)
+                else "close"), None
+
+    def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
+        name = channel_path(channel.id)
+        if restart or channel.status in ("open", "connecting"):
+            answer, what = self.http.session_call("POST", f"/instance/restart/{name}"), "restart"
+        else:
+            answer, what = self.http.session_call("GET", f"/instance/connect/{name}"), "connect"
+        try:
+            data = self._json(answer, f"{what} call")
+        except HealthcheckError as exc:
+            return Kick("failed", str(exc))
+        if isinstance(data, dict) and data.get("error") is True:
+            # Evolution reports these failures with HTTP 200.
+            return Kick("failed", f"{what} call refused (HTTP 200 with an error): "
+                                  f"{quote_untrusted(data.get('message') or 'no reason')}")
+        if isinstance(data, dict) and any(isinstance(data.get(k), str) and data[k].strip()
+                                          for k in ("base64", "code", "pairingCode")):
+            return Kick("qr_issued", "the stored login is no longer valid: a person must scan a "
+                                     "new QR code in the Evolution manager")
+        instance = data.get("instance") if isinstance(data, dict) else None
+        if what == "connect" and isinstance(instance, dict) and instance.get("state") == "open":
+            return Kick("already_connected", "Evolution answered the connect as open")
+        return Kick("reconnect_requested", f"{what} requested: Evolution reconnects the instance "
+                                           f"from its stored login")
+
+
+WPPCONNECT_CONDITIONS = {"CONNECTED": "connected", "INITIALIZING": "transient",
+                         "QRCODE": "needs_person", "PHONECODE": "needs_person",
+                         "CLOSED": "stopped"}
+
+
+class WppconnectGateway:
+    """WPPConnect-Server: the secret lists the names and mints a token per session.
+
+    CLOSED is revived with start-session and the body {} (any other body overwrites the
+    session's stored webhook settings); a CONNECTED session whose page is dead is closed and
+    started again. Never close an INITIALIZING session: the real server answers 500, leaves
+    its Chromium running, and every later start hangs. Never logout, clear-session-data or
+    /unhealthy.
+    """
+
+    kind = "wppconnect"
+    abilities = Abilities(revive_transient=False, restart_connected=True)
+
+    def __init__(self, settings: "Settings", budget_end: float):
+        self.settings = settings
+        self.budget_end = budget_end
+        self.http = HttpClient(settings, budget_end, {})
+        self.display_url = self.http.display_url
+        self._tokens: dict[str, str] = {}  # minted this run, in memory only
+
+    def _secret_path(self) -> str:
+        return quote(self.settings.secret, safe="")
+
+    def list_sessions(self) -> "Listing":
+        answer = self.http.list_call("GET", f"/api/{self._secret_path()}/show-all-sessions")
+        if answer.status == 400 and b"incorrect" in answer.body[:1000]:
+            raise HealthcheckError("listing sessions: HTTP 400, the server refused the key "
+                                   "(SECRET_KEY); check HEALTHCHECK_GATEWAY_KEY", CRITICAL)
+        data = json_answer(answer, self.display_url, "listing sessions")
+        names = data.get("response") if isinstance(data, dict) else None
+        if not isinstance(names, list):
+            raise HealthcheckError("listing sessions: the answer holds no session list; check "
+                                   "HEALTHCHECK_GATEWAY_URL and the WPPConnect-Server version")
+        problems, checked = [], []
+        for position, value in enumerate(names, 1):
+            name = checked_id({"name": value}, "name", position, problems)
+            if name is not None and name not in checked:
+                checked.append(name)
+        found = run_bounded([lambda n=n: self._state(n) for n in checked],
+                            self.settings.workers, self.budget_end)
+        channels = []
+        for name, state in zip(checked, found):
+            if isinstance(state, Channel):
+                channels.append(state)
+            else:
+                problems.append((CRITICAL, f"session {quote_untrusted(name, 80)}: its status "
+                                           f"could not be read: {state or 'no time left'}"))
+        return Listing(channels, problems)
+
+    def _token(self, name: str) -> str:
+        if name not in self._tokens:
+            answer = self.http.session_call(
+                "POST", f"/api/{channel_path(name)}/{self._secret_path()}/generate-token")
+            data = json_answer(answer, self.display_url, "minting its token")
+            token = data.get("token") if isinstance(data, dict) else None
+            if not isinstance(token, str) or not token:
+                raise HealthcheckError("minting its token: the answer holds no token")
+            # A token is as good as the secret for this session: hidden like it.
+            self.settings.redact.add(token)
+            self._tokens[name] = token
+        return self._tokens[name]
+
+    def _session_call(self, method: str, name: str, action: str, **kwargs) -> "Answer":
+        return self.http.session_call(method, f"/api/{channel_path(name)}/{action}",
+                                      headers={"Authorization": f"Bearer {self._token(name)}"},
+                                      **kwargs)
+
+    def _state(self, name: str):
+        """Return the session as a Channel, or the error text."""
+        try:
+            data = json_answer(self._session_call("GET", name, "status-session"),
+                               self.display_url, "reading its status")
+            word = data.get("status") if isinstance(data, dict) else None
+            word = clean_text(word.strip().upper())[:40] if isinstance(word, str) else "CLOSED"
+            condition = WPPCONNECT_CONDITIONS.get(word, "transient")
+            if word != "CONNECTED":
+                return Channel(name, word, condition)
+            # status-session says CONNECTED even when the browser page has died.
+            alive = json_answer(self._session_call("GET", name, "check-connection-session"),
+                                self.display_url, "checking its page")
+            if isinstance(alive, dict) and alive.get("status") is True:
+                return Channel(name, word, "connected")
+            return Channel(name, word, "stopped", "CONNECTED but its page is dead "
+                                                  "(check-connection-session says false)")
+        except HealthcheckError as exc:
+            return str(exc)
+
+    def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
+        if channel.status == "INITIALIZING":  # see the class docstring: never close it
+            return Kick("failed", "not revived: the session is INITIALIZING, and closing it "
+                                  "would leave its browser running for good")
+        if channel.status == "CONNECTED":
+            # start-session is a no-op while the status is CONNECTED: close it first. A 500
+            # here means the client object is gone already; start-session still works.
+            closed = self._session_call("POST", channel.id, "close-session")
+            if not (200 <= closed.status < 300 or closed.status == 500):
+                return Kick("failed", _describe_http_failure(closed, "close-session call",
+                                                             self.display_url))
+        answer = self._session_call("POST", channel.id, "start-session", json_body={})
+        if not 200 <= answer.status < 300:
+            return Kick("failed", _describe_http_failure(answer, "start-session call",
+                                                         self.display_url))
+        # The answer is the status from before the start: the next run sees what came of it.
+        return Kick("start_session_requested", "start-session requested: the server relaunches "
+                                               "the session from its stored login")
+
+
+GATEWAYS = {"wrapper": WrapperGateway, "waha": WahaGateway, "evolution": EvolutionGateway,
+            "wppconnect": WppconnectGateway}
+
+
 ###############################################################################
 # Decision (pure) #############################################################
 ###############################################################################
@@ -1052,14 +1433,26 @@ def channel_key(name: str) -> str:
 
 @dataclass(frozen=True)
 class Channel:
-    """One channel as the gateway listed it."""
+    """One channel (a session, an instance) as the gateway listed it."""
 
     id: str
-    status: str  # trimmed and lower-cased; "" when the gateway gave none
+    #: The gateway's own word (the wrapper's trimmed and lower-cased); "" when it gave none.
+    status: str
+    #: What the word means for the watchdog: connected, transient (starting, reconnecting),
+    #: needs_person (a QR, a pairing code, a logged-out device) or stopped (revivable from
+    #: its stored login). Empty: connected when the status says so, stopped otherwise.
+    condition: str = ""
+    #: What the gateway's answer told beyond the word (a logout code, a dead page).
+    detail: str = ""
+
+    def __post_init__(self):
+        if not self.condition:
+            object.__setattr__(self, "condition",
+                               "connected" if self.status == "connected" else "stopped")
 
     @property
     def connected(self) -> bool:
-        return self.status == "connected"
+        return self.condition == "connected"
 
 
 @dataclass(frozen=True)
@@ -1108,18 +1501,44 @@ def _describe_http_failure(answer: Answer, what: str, base: str) -> str:
     return f"{what}: HTTP {status} with {kind}; check the gateway's logs"
 
 
-def parse_listing(answer: Answer, base: str) -> Listing:
-    """Return the channels of a GET /api/channels answer, or raise HealthcheckError."""
+def json_answer(answer: Answer, base: str, what: str):
+    """Return the JSON of a 2xx answer, or raise HealthcheckError saying why there is none."""
     if not 200 <= answer.status < 300:
-        raise HealthcheckError(_describe_http_failure(answer, "listing channels", base), CRITICAL)
+        raise HealthcheckError(_describe_http_failure(answer, what, base), CRITICAL)
     if answer.is_html:
-        raise HealthcheckError(f"listing channels: HTTP {answer.status} with an HTML page, not "
+        raise HealthcheckError(f"{what}: HTTP {answer.status} with an HTML page, not "
                                f"the gateway's JSON; check WPP_GATEWAY_BASE_URL (the port :8443?)")
     try:
-        data = answer.json()
+        return answer.json()
     except ValueError:
-        raise HealthcheckError(f"listing channels: HTTP {answer.status} but the body is not "
+        raise HealthcheckError(f"{what}: HTTP {answer.status} but the body is not "
                                f"valid JSON; check the gateway's logs") from None
+
+
+def checked_id(entry, key: str, position: int, problems: list) -> Optional[str]:
+    """Return entry[key] when it is an id fit to request and store, else None (problem added)."""
+    value = entry.get(key) if isinstance(entry, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        problems.append((UNKNOWN, f"channel entry #{position} has no usable id, skipped: "
+                                  f"{quote_untrusted(entry, 80)}"))
+        return None
+    # Half an emoji (a lone surrogate) cannot be sent in a URL: replaced, still handled.
+    value = _SURROGATES.sub("\ufffd", value)
+    if (value.strip(".") == "" or len(value) > MAX_CHANNEL_ID_CHARS
+            or _untrusted_redactor(value) != value):
+        # `.` and `..` would leave /api/channels/<id>/ (clients resolve them away); an id
+        # longer than any real one would flood the log and the state.
+        problems.append((UNKNOWN, f"channel entry #{position} has an id that cannot be a "
+                                  f"channel (only dots, over {MAX_CHANNEL_ID_CHARS} "
+                                  f"characters, or holding a secret), skipped: "
+                                  f"{quote_untrusted(value, 60)}"))
+        return None
+    return value
+
+
+def parse_listing(answer: Answer, base: str) -> Listing:
+    """Return the channels of a GET /api/channels answer, or raise HealthcheckError."""
+    data = json_answer(answer, base, "listing channels")
     entries = _find_channel_list(data)
     if entries is None:
         error = data.get("error") if isinstance(data, dict) else None
@@ -1128,21 +1547,9 @@ def parse_listing(answer: Answer, base: str) -> Listing:
                                f"check the gateway version")
     channels, problems, seen = [], [], set()
     for position, entry in enumerate(entries, 1):
-        channel_id = _entry_id(entry)
+        field = _entry_id_field(entry)
+        channel_id = checked_id(entry, field, position, problems)
         if channel_id is None:
-            problems.append((UNKNOWN, f"channel entry #{position} has no usable id, skipped: "
-                                      f"{quote_untrusted(entry, 80)}"))
-            continue
-        # Half an emoji (a lone surrogate) cannot be sent in a URL: replaced, still handled.
-        channel_id = _SURROGATES.sub("\ufffd", channel_id)
-        if (channel_id.strip(".") == "" or len(channel_id) > MAX_CHANNEL_ID_CHARS
-                or _untrusted_redactor(channel_id) != channel_id):
-            # `.` and `..` would leave /api/channels/<id>/ (clients resolve them away); an id
-            # longer than any real one would flood the log and the state.
-            problems.append((UNKNOWN, f"channel entry #{position} has an id that cannot be a "
-                                      f"channel (only dots, over {MAX_CHANNEL_ID_CHARS} "
-                                      f"characters, or holding a secret), skipped: "
-                                      f"{quote_untrusted(channel_id, 60)}"))
             continue
         if channel_id in seen:
             continue
@@ -1166,14 +1573,13 @@ def _find_channel_list(data) -> Optional[list]:
     return None
 
 
-def _entry_id(entry) -> Optional[str]:
-    if not isinstance(entry, dict):
-        return None
+def _entry_id_field(entry) -> str:
+    """The wrapper's id is `id`; older readers fall back to `name`, then `channel_id`."""
     for key in ("id", "name", "channel_id"):
-        value = entry.get(key)
+        value = entry.get(key) if isinstance(entry, dict) else None
         if isinstance(value, str) and value.strip():
-            return value
-    return None
+            return key
+    return "id"
 
 
 def is_not_started(answer: Answer) -> bool:
@@ -1405,14 +1811,15 @@ class Plan:
 
 
 def qr_kick_due(incident: Optional[dict], status: str, now: datetime,
-                retry_hours: float) -> tuple[bool, str]:
+                retry_hours: float, needs_person: bool = False) -> tuple[bool, str]:
     """Return whether a channel not connected is kicked this run, and why not when it is not.
 
     A kick that issued a QR started a browser that only a scan can finish: kick again on runs
     2, 4, 8, 16... of the QR phase, then every `retry_hours`, and at once when the status
     changes (something happened on the gateway).
     """
-    if not incident or incident.get("last_kick_outcome") != "qr_issued":
+    backing_off = needs_person or (incident or {}).get("last_kick_outcome") == "qr_issued"
+    if not incident or not backing_off or not incident.get("last_kick_at"):
         return True, ""
     if incident.get("last_status") != (status or "(none)"):
         return True, ""
@@ -1431,12 +1838,22 @@ def qr_kick_due(incident: Optional[dict], status: str, now: datetime,
     when = f"at {retry_at.strftime('%Y-%m-%d %H:%M')}"
     if doubling:
         when = f"on run {2 * last_run + base - 1} of the incident or {when}, whichever is first"
-    return False, (f"not kicked this run: its last kick issued a QR and only a scan can finish "
-                   f"it; next kick {when} (or now with --force)")
+    return False, (f"not kicked this run: it waits for a person (a QR or a pairing code) and "
+                   f"only they can finish it; next kick {when} (or now with --force)")
+
+
+@dataclass(frozen=True)
+class PlanPolicy:
+    """The settings and the gateway's abilities the plan follows, as plain data."""
+
+    qr_retry_hours: float = DEFAULT_QR_RETRY_HOURS
+    starting_grace_minutes: float = DEFAULT_STARTING_GRACE_MINUTES
+    revive_transient: bool = True
+    restart_silent: bool = False
 
 
 def plan_run(listing: Listing, expected: Sequence[str], incidents: dict,
-             silences: dict, now: datetime, qr_retry_hours: float, force: bool) -> Plan:
+             silences: dict, now: datetime, policy: PlanPolicy, force: bool) -> Plan:
     """Return what to do with each listed channel.
 
     Pure: the listing, the previous incidents, each connected channel's silence (from the
@@ -1453,17 +1870,46 @@ def plan_run(listing: Listing, expected: Sequence[str], incidents: dict,
         problems.append((UNKNOWN, "the gateway lists no channels at all: it may have lost its "
                                   "sessions; set HEALTHCHECK_EXPECTED_CHANNELS to make this "
                                   "critical"))
-    plans = []
-    for channel in listing.channels:
-        if channel.connected:
-            silence = silences.get(channel.id)
-            plans.append(ChannelPlan(channel, "alert_silent" if silence else "none",
-                                     silence=silence))
-            continue
-        due, why = (True, "") if force else qr_kick_due(incidents.get(channel.id),
-                                                        channel.status, now, qr_retry_hours)
-        plans.append(ChannelPlan(channel, "kick" if due else "wait_qr", why))
-    return Plan(plans, problems, missing)
+    return Plan([_plan_channel(c, incidents.get(c.id), silences.get(c.id), now, policy, force)
+                 for c in listing.channels], problems, missing)
+
+
+def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[Silence],
+                  now: datetime, policy: PlanPolicy, force: bool) -> ChannelPlan:
+    """Decide for one channel from its condition; the gateway's name is never asked."""
+    if channel.connected:
+        if silence is None:
+            return ChannelPlan(channel, "none")
+        return ChannelPlan(channel, "restart_silent" if policy.restart_silent
+                           else "alert_silent", silence=silence)
+    if channel.condition == "transient":
+        # Do not fight the gateway's own recovery: leave a starting session alone a while.
+        since = _parse_time((incident or {}).get("status_since")) \
+            if (incident or {}).get("last_status") == channel.status else None
+        waited = (now - since).total_seconds() / 60 if since else 0.0
+        if waited < policy.starting_grace_minutes and not force:
+            left = policy.starting_grace_minutes - waited
+            return ChannelPlan(channel, "wait_grace", f"the gateway is starting or reconnecting "
+                                                      f"it: left alone for its own recovery "
+                                                      f"{left:.0f} more min "
+                                                      f"(HEALTHCHECK_STARTING_GRACE_MINUTES)")
+        if not policy.revive_transient:
+            return ChannelPlan(channel, "alert_stuck", f"still {channel.status} after "
+                                                       f"{waited:.0f} min, and this gateway has "
+                                                       f"no safe way to restart a starting "
+                                                       f"session: {STUCK_ADVICE}")
+        return ChannelPlan(channel, "kick")
+    if force:
+        return ChannelPlan(channel, "kick")
+    due, why = qr_kick_due(incident, channel.status, now, policy.qr_retry_hours,
+                           needs_person=channel.condition == "needs_person")
+    return ChannelPlan(channel, "kick" if due else "wait_qr", why)
+
+
+#: What a person does with a session a gateway keeps starting (WPPConnect's INITIALIZING).
+STUCK_ADVICE = ("restart the gateway server process (its sessions start again from their "
+                "stored logins) or end that session's browser on the server; the watchdog "
+                "never closes a session that is starting")
 
 
 @dataclass(frozen=True)
@@ -1477,7 +1923,10 @@ class ChannelReport:
     detail: str = ""
     verified: Optional[str] = None  # reconnected | still_down, when the kick was checked
     silence: Optional[Silence] = None
-    action: str = "none"  # what the plan said: none | kick | wait_qr | alert_silent
+    #: What the plan said: none | kick | restart_silent | alert_silent | wait_qr | wait_grace |
+    #: alert_stuck.
+    action: str = "none"
+    condition: str = ""  # connected | transient | needs_person | stopped
 
     @property
     def state(self) -> int:
@@ -1509,6 +1958,7 @@ class Report:
     activity_error: Optional[str] = None
     #: Seconds the run took, for the performance data; set just before the report is printed.
     elapsed: float = 0.0
+    gateway: str = "wrapper"
     #: An unexpected exception's traceback: it goes to the log (the bug report), not stdout.
     traceback: Optional[str] = None
 
@@ -1599,7 +2049,9 @@ class Report:
             "dry_run": self.dry_run,
             "error": self.error,
             "summary": self.summary(),
+            "gateway": self.gateway,
             "channels": [{"id": c.id, "status": c.status, "connected": c.connected,
+                          "gateway_status": c.status, "condition": c.condition or None,
                           "action": c.action, "outcome": c.outcome, "verified": c.verified,
                           "detail": c.detail or None,
                           "last_inbound_at": _iso(c.silence.last_inbound) if c.silence else None,
@@ -1769,19 +2221,24 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
     stamp = now.isoformat(timespec="seconds")
 
     def open_or_continue(key: str, status: str, outcome: Optional[str], kicked: bool,
-                         urgent: bool, reason: str, **extra) -> None:
+                         urgent: bool, reason: str, quiet: bool = False,
+                         needs_person: bool = False, **extra) -> None:
         incident = incidents.get(key) or {"since": stamp, "runs_down": 0, "kicks": 0,
                                           "alerted_at": None, "last_alert_at": None}
         incident["runs_down"] = _count(incident.get("runs_down")) + 1
+        if incident.get("last_status") != status or not incident.get("status_since"):
+            incident["status_since"] = stamp  # a starting session's grace counts from here
         if kicked:
             incident["kicks"] = _count(incident.get("kicks")) + 1
-            if outcome == "qr_issued" and (incident.get("last_kick_outcome") != "qr_issued"
-                                           or incident.get("last_status") != status):
-                incident["qr_since_run"] = incident["runs_down"]  # the QR backoff starts here
+            if (outcome == "qr_issued" or needs_person) and incident.get("qr_status") != status:
+                # The backoff for what only a person can finish starts here.
+                incident.update(qr_since_run=incident["runs_down"], qr_status=status)
             incident.update(last_kick_outcome=outcome, last_kick_run=incident["runs_down"],
                             last_kick_at=stamp)
         incident.update(last_status=status, last_outcome=outcome, reason=reason, **extra)
         incidents[key] = incident
+        if quiet:
+            return  # inside a grace: reported, not alerted
         last_alert = (_parse_time(incident.get("last_alert_at"))
                       or _parse_time(incident.get("alerted_at")))
         if not incident.get("alerted_at"):
@@ -1825,15 +2282,18 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
     for channel in report.channels:
         listed.add(channel.id)
         if channel.down_now:
-            qr = channel.outcome in ("qr_issued", "qr_pending")
+            person = channel.condition == "needs_person"
+            qr = channel.outcome in ("qr_issued", "qr_pending") or person
+            reason = "stuck" if channel.outcome == "stuck" else "qr" if qr else "down"
             open_or_continue(channel.id, channel.status or "(none)", channel.outcome,
-                             kicked=channel.outcome not in (None, "would_reconnect",
-                                                            "qr_pending"),
-                             urgent=channel.outcome == "qr_issued",
-                             reason="qr" if qr else "down")
+                             kicked=channel.outcome in KICK_OUTCOMES,
+                             urgent=channel.outcome in ("qr_issued", "stuck") or person,
+                             reason=reason, quiet=channel.outcome == "in_grace",
+                             needs_person=person)
         elif channel.silence is not None:
             # Connected is not alive: a person must look at the phone now, not in 30 min.
-            open_or_continue(channel.id, channel.status, channel.outcome, kicked=False,
+            open_or_continue(channel.id, channel.status, channel.outcome,
+                             kicked=channel.outcome in KICK_OUTCOMES,
                              urgent=True, reason="silent",
                              last_inbound_at=_iso(channel.silence.last_inbound),
                              expected_inbound=round(channel.silence.expected, 1))
@@ -1931,6 +2391,9 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
             return f"{name}: a person must scan a new QR code in the panel now ({counts})"
         if item.get("reason") == "missing":
             return f"{name}: missing from the gateway's list ({counts})"
+        if item.get("reason") == "stuck":
+            return (f"{name}: stuck {quote_untrusted(item.get('status') or '?', 40)}: the "
+                    f"gateway's own start never finished; {STUCK_ADVICE} ({counts})")
         if item.get("reason") == "silent":
             expected = item.get("expected_inbound")
             normally = (f", where it would normally have had about {expected:.0f}"
@@ -1993,14 +2456,10 @@ class RunContext:
     all_warnings: bool = False
 
 
-def kick_channel(client: GatewayClient, channel: Channel) -> Kick:
-    """Ask the gateway to reconnect one channel; never raises for a gateway failure."""
+def revive_channel(gateway, channel: Channel, restart: bool = False) -> Kick:
+    """Ask the gateway to revive one channel; never raises for a gateway failure."""
     try:
-        answer = client.request_qr(channel.id)
-        if not is_not_started(answer):
-            return classify_qr_answer(answer, client.display_url)
-        # /qr alone cannot revive a CLOSED client; start-session relaunches it from its login.
-        return classify_start_answer(client.start_session(channel.id), client.display_url)
+        return gateway.revive(channel, restart)
     except HealthcheckError as exc:
         return Kick("failed", str(exc))
 
@@ -2039,19 +2498,19 @@ def run_bounded(tasks: Sequence[Callable[[], object]], workers: int,
     return results
 
 
-def kick_all(client: GatewayClient, channels: list[Channel], workers: int,
+def kick_all(gateway, jobs: list[tuple[Channel, bool]], workers: int,
              budget_end: float, kicked: list[str]) -> list[Kick]:
-    """Kick every channel, at most `workers` at once; in the channels' order.
+    """Revive every (channel, restart) job, at most `workers` at once; in the jobs' order.
 
     Each channel is added to `kicked` as its call ends, so a run stopped by a signal can say
     which reconnect calls were already made.
     """
-    def kick(channel: Channel) -> Kick:
-        result = kick_channel(client, channel)
+    def kick(channel: Channel, restart: bool) -> Kick:
+        result = revive_channel(gateway, channel, restart)
         kicked.append(channel.id)
         return result
 
-    tasks = [lambda c=c: kick(c) for c in channels]
+    tasks = [lambda c=c, r=r: kick(c, r) for c, r in jobs]
     results = run_bounded(tasks, workers, budget_end)
     return [r if isinstance(r, Kick) else Kick("failed", "deadline: no time left in "
                                                "HEALTHCHECK_DEADLINE for this call")
@@ -2066,13 +2525,14 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
     activity source is not configured; the previous history when it could not be read).
     """
     dry_run, budget_end = run.dry_run, run.budget_end
-    report = Report(dry_run=dry_run)
-    client = GatewayClient(settings, budget_end)
+    report = Report(dry_run=dry_run, gateway=settings.gateway)
+    gateway = GATEWAYS[settings.gateway](settings, budget_end)
     activity = state.get("activity") if isinstance(state.get("activity"), dict) else {}
     try:
-        listing = parse_listing(client.list_channels(), client.display_url)
+        listing = gateway.list_sessions()
     except HealthcheckError as exc:
-        report.error, report.error_state, report.gateway_failed = str(exc), exc.state, True
+        report.error, report.error_state, report.gateway_failed = \
+            name_settings(str(exc), settings), exc.state, True
         return report, activity if settings.activity else None
     silences = {}
     if settings.activity:
@@ -2092,30 +2552,39 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
                                          settings.activity.silent_min_minutes)
                 if silence:
                     silences[channel.id] = silence
+    policy = PlanPolicy(
+        qr_retry_hours=settings.qr_retry_hours,
+        starting_grace_minutes=settings.starting_grace_minutes,
+        revive_transient=gateway.abilities.revive_transient,
+        restart_silent=settings.silent_action == "restart"
+        and gateway.abilities.restart_connected)
     plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
-                    settings.qr_retry_hours, run.force)
-    report.problems[:0] = plan.problems
+                    policy, run.force)
+    report.problems[:0] = [(s, name_settings(t, settings)) for s, t in plan.problems]
     report.missing_expected = plan.missing
-    to_kick = plan.to_kick
+    jobs = [(p.channel, p.action == "restart_silent") for p in plan.channels
+            if p.action in ("kick", "restart_silent")]
     if dry_run:
-        kicks = [Kick("would_reconnect", "dry run: no reconnect call made") for _ in to_kick]
+        kicks = [Kick("would_reconnect", "dry run: no reconnect call made") for _ in jobs]
     else:
-        kicks = kick_all(client, to_kick, settings.workers, budget_end, run.kicked)
-    verified = verify_kicks(client, to_kick, settings.verify_seconds, budget_end, report) \
-        if to_kick and not dry_run else {}
-    outcome = {c.id: k for c, k in zip(to_kick, kicks)}
+        kicks = kick_all(gateway, jobs, settings.workers, budget_end, run.kicked)
+    kicked = [c for c, _ in jobs]
+    verified = verify_kicks(gateway, kicked, settings.verify_seconds, budget_end, report) \
+        if kicked and not dry_run else {}
+    outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings))
+               for c, k in zip(kicked, kicks)}
+    waiting = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck"}
     for entry in plan.channels:
         channel = entry.channel
         kick = outcome.get(channel.id)
-        if entry.action == "wait_qr":
-            kick = Kick("qr_pending", entry.detail)
+        if entry.action in waiting:
+            kick = Kick(waiting[entry.action], entry.detail)
         elif entry.action == "alert_silent":
             kick = Kick("silent", describe_silence(entry.silence, now))
-        report.channels.append(ChannelReport(channel.id, channel.status, channel.connected,
-                                             kick.outcome if kick else None,
-                                             kick.detail if kick else "",
-                                             verified.get(channel.id), entry.silence,
-                                             entry.action))
+        report.channels.append(ChannelReport(
+            channel.id, channel.status, channel.connected,
+            kick.outcome if kick else None, kick.detail if kick else channel.detail,
+            verified.get(channel.id), entry.silence, entry.action, channel.condition))
     return report, activity if settings.activity else None
 
 
@@ -2233,22 +2702,23 @@ def _driver_timeouts(url: str, limit: float) -> dict:
     return {}
 
 
-def verify_kicks(client: GatewayClient, kicked: list[Channel], wait: float, budget_end: float,
+def verify_kicks(gateway, kicked: list[Channel], wait: float, budget_end: float,
                  report: Report) -> dict[str, str]:
     """Wait, list again, and return reconnected/still_down for each kicked channel."""
     if wait <= 0:
         return {}
     # Leave room for the second list call inside the budget; skip the check rather than overrun.
-    room = budget_end - time.monotonic() - min(client.settings.list_timeout, 5.0)
+    room = budget_end - time.monotonic() - min(gateway.settings.list_timeout, 5.0)
     if room < wait:
         report.notes.append((WARNING, "kicks not verified: not enough time left in "
                                       "HEALTHCHECK_DEADLINE for HEALTHCHECK_VERIFY_SECONDS"))
         return {}
     time.sleep(wait)
     try:
-        listing = parse_listing(client.list_channels(), client.display_url)
+        listing = gateway.list_sessions()
     except HealthcheckError as exc:
-        report.notes.append((WARNING, f"kicks not verified: {exc}"))
+        report.notes.append((WARNING, f"kicks not verified: "
+                                      f"{name_settings(str(exc), gateway.settings)}"))
         return {}
     connected = {c.id for c in listing.channels if c.connected}
     return {c.id: "reconnected" if c.id in connected else "still_down" for c in kicked}
@@ -2544,7 +3014,7 @@ def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
 
 #: Variables that hold a secret, kept from the alert command's environment whatever their value.
 SECRET_VARIABLES = frozenset({"WPP_GATEWAY_SECRET", "INFRA_SECRET_KEY", "HEALTHCHECK_SMTP_PASSWORD",
-                              "DB_PASS", "HEALTHCHECK_ACTIVITY_DB"})
+                              "DB_PASS", "HEALTHCHECK_ACTIVITY_DB", "HEALTHCHECK_GATEWAY_KEY"})
 
 SENDERS = {"webhook": send_webhook, "email": send_email, "command": run_alert_command}
 

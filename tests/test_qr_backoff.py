@@ -20,7 +20,8 @@ def kicked_runs(runs: int, status_at=lambda run: "qr_required", retry_hours=6.0)
         now = START + timedelta(minutes=15 * (run - 1))
         status = status_at(run)
         listing = hs.Listing([hs.Channel("imobsites", status)], [])
-        plan = hs.plan_run(listing, (), incidents, {}, now, retry_hours, force=False)
+        plan = hs.plan_run(listing, (), incidents, {}, now,
+                           hs.PlanPolicy(qr_retry_hours=retry_hours), force=False)
         [entry] = plan.channels
         outcome = "qr_issued" if entry.action == "kick" else "qr_pending"
         if entry.action == "kick":
@@ -58,9 +59,9 @@ def test_force_kicks_whatever_the_schedule():
                                "last_kick_outcome": "qr_issued", "last_kick_run": 2,
                                "qr_since_run": 1, "last_kick_at": START.isoformat()}}
     listing = hs.Listing([hs.Channel("imobsites", "qr_required")], [])
-    assert hs.plan_run(listing, (), incidents, {}, START, 6, force=True).channels[0].action \
+    assert hs.plan_run(listing, (), incidents, {}, START, hs.PlanPolicy(), force=True).channels[0].action \
         == "kick"
-    assert hs.plan_run(listing, (), incidents, {}, START, 6, force=False).channels[0].action \
+    assert hs.plan_run(listing, (), incidents, {}, START, hs.PlanPolicy(), force=False).channels[0].action \
         == "wait_qr"
 
 
