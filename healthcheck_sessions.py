@@ -1265,6 +1265,10 @@ class EvolutionGateway:
             code = row.get("disconnectionReasonCode")
             condition = EVOLUTION_CONDITIONS.get(state, "stopped")
             detail = ""
+            if state == "connecting" and row.get("connectionStatus") == "connecting":
+                # The database is set to connecting each time a QR is generated; a plain
+                # reconnect leaves it at open.
+                condition, detail = "needs_person", "a QR code is waiting to be scanned"
             if state == "close" and code in EVOLUTION_LOGOUT_CODES:
                 condition = "needs_person"
                 detail = (f"closed with code {code}: Evolution wiped the stored login, a person "
@@ -1287,7 +1291,10 @@ class EvolutionGateway:
 
     def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
         name = channel_path(channel.id)
-        if restart or channel.status in ("open", "connecting"):
+        # A dead open or a reconnect that never ends is restarted; anything else (closed, or
+        # a QR waiting) is asked to connect, which only shows the QR when one is up.
+        if restart or channel.status == "open" or (channel.status == "connecting"
+                                                   and channel.condition == "transient"):
             answer, what = self.http.session_call("POST", f"/instance/restart/{name}"), "restart"
         else:
             answer, what = self.http.session_call("GET", f"/instance/connect/{name}"), "connect"
@@ -1403,6 +1410,10 @@ class WppconnectGateway:
             return str(exc)
 
     def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
+        if channel.status in ("QRCODE", "PHONECODE"):
+            # start-session is a no-op in these states: only a person can go on from here.
+            return Kick("qr_issued", "a QR code (or a pairing code) is waiting: a person must "
+                                     "scan it, with the WhatsApp of that number")
         if channel.status == "INITIALIZING":  # see the class docstring: never close it
             return Kick("failed", "not revived: the session is INITIALIZING, and closing it "
                                   "would leave its browser running for good")
@@ -1930,7 +1941,9 @@ class ChannelReport:
 
     @property
     def state(self) -> int:
-        return OK if self.outcome is None else OUTCOME_STATES[self.outcome]
+        state = OK if self.outcome is None else OUTCOME_STATES[self.outcome]
+        # Whatever a revive call answered, a session that needs a person is critical.
+        return max(state, CRITICAL) if self.condition == "needs_person" else state
 
     @property
     def down_now(self) -> bool:

@@ -168,102 +168,6 @@ class HttpSimulator:
         return []
 
 
-class GatewaySimulator(HttpSimulator):
-    """The operator's gateway-wrapper (GET /api/channels, /qr, start-session)."""
-
-    ENDPOINTS = ("list", "qr", "start")
-    CHANNEL_ENDPOINTS = ("qr",)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.channels: dict[str, dict[str, str]] = {}
-        self.list_shape = "channels"      # channels | data | bare
-        self.id_field = "id"              # id | name | channel_id
-        self.start_session_route = True
-        self.raw_list: Optional[object] = None  # when set, served as the list's JSON as it is
-
-    def add_channel(self, channel_id: str, status: str = "connected", on_kick: str = "reconnect"):
-        if on_kick not in KICK_BEHAVIOURS:
-            raise ValueError(f"unknown kick behaviour {on_kick!r}")
-        self.channels[channel_id] = {"status": status, "on_kick": on_kick}
-        return self
-
-    def classify(self, method, parts):
-        if method == "GET" and parts == ["api", "channels"]:
-            return "list", None
-        if len(parts) == 4 and parts[:2] == ["api", "channels"]:
-            channel = unquote(parts[2])
-            if method == "GET" and parts[3] == "qr":
-                return "qr", channel
-            if method == "POST" and parts[3] == "start-session":
-                return "start", channel
-            return "other", channel
-        return "other", None
-
-    def respond(self, method, endpoint, channel, path, headers, body):
-        secret = headers.get("X-Gateway-Secret")
-        if secret is None:
-            return 401, {"success": False, "error": "Missing X-Gateway-Secret header"}
-        if secret != self.secret:
-            return 401, {"success": False, "error": "Unauthorized"}
-        if endpoint == "list":
-            return 200, self._list_payload()
-        if endpoint == "qr":
-            return self._kick(channel)
-        if endpoint == "start" and self.start_session_route:
-            return self._start_session(channel)
-        return super().respond(method, endpoint, channel, path, headers, body)
-
-    def _list_payload(self):
-        if self.raw_list is not None:
-            return self.raw_list
-        with self._lock:
-            entries = [{self.id_field: cid, "status": ch["status"]}
-                       for cid, ch in self.channels.items()]
-        if self.list_shape == "bare":
-            return entries
-        if self.list_shape == "data":
-            return {"success": True, "data": {"channels": entries}}
-        return {"success": True, "channels": entries, "total": len(entries)}
-
-    def _kick(self, channel_id: str):
-        """Return (status, payload) for /qr, changing the session as WPPConnect would."""
-        with self._lock:
-            channel = self.channels.get(channel_id)
-            if channel is None:
-                return 404, {"success": False, "error": "Canal não encontrado"}
-            behaviour = channel["on_kick"]
-            if channel["status"] == "connected" and behaviour != "connected_500":
-                return 200, {"success": True, "qr": None, "status": "CONNECTED",
-                             "message": "Session already connected"}
-            if behaviour == "reconnect":
-                channel["status"] = "connected"
-                return 200, {"success": True}
-            if behaviour == "qr":
-                channel["status"] = "qr_required"
-                return 200, {"success": True, "qr": QR_DATA_URL}
-            if behaviour == "starting":
-                return 200, {"success": True, "qr": None, "status": "INITIALIZING"}
-            if behaviour == "connected":
-                return 200, {"success": True, "qr": None, "status": "CONNECTED"}
-            if behaviour == "connected_500":
-                return 500, {"success": False, "error": "WPPConnect getQRCode failed: "
-                                                        "Invalid QR code response from server"}
-            if behaviour == "not_started":
-                return 500, {"success": False, "error": "Session not started. Please, use the "
-                                                        "/start-session route, for "
-                                                        "initialization your session"}
-            return 200, {"success": True}  # stay_down
-
-    def _start_session(self, channel_id: str):
-        with self._lock:
-            channel = self.channels.get(channel_id)
-            if channel is None:
-                return 404, {"success": False, "error": "Canal não encontrado"}
-            channel["status"] = "connected"
-            channel["on_kick"] = "reconnect"
-            return 200, {"success": True, "status": "starting"}
-
     def _handler_class(self):
         simulator = self
 
@@ -405,6 +309,104 @@ class GatewaySimulator(HttpSimulator):
                 raise ValueError(f"unknown fault kind {fault.kind}")
 
         return Handler
+
+
+class GatewaySimulator(HttpSimulator):
+    """The operator's gateway-wrapper (GET /api/channels, /qr, start-session)."""
+
+    ENDPOINTS = ("list", "qr", "start")
+    CHANNEL_ENDPOINTS = ("qr",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.channels: dict[str, dict[str, str]] = {}
+        self.list_shape = "channels"      # channels | data | bare
+        self.id_field = "id"              # id | name | channel_id
+        self.start_session_route = True
+        self.raw_list: Optional[object] = None  # when set, served as the list's JSON as it is
+
+    def add_channel(self, channel_id: str, status: str = "connected", on_kick: str = "reconnect"):
+        if on_kick not in KICK_BEHAVIOURS:
+            raise ValueError(f"unknown kick behaviour {on_kick!r}")
+        self.channels[channel_id] = {"status": status, "on_kick": on_kick}
+        return self
+
+    def classify(self, method, parts):
+        if method == "GET" and parts == ["api", "channels"]:
+            return "list", None
+        if len(parts) == 4 and parts[:2] == ["api", "channels"]:
+            channel = unquote(parts[2])
+            if method == "GET" and parts[3] == "qr":
+                return "qr", channel
+            if method == "POST" and parts[3] == "start-session":
+                return "start", channel
+            return "other", channel
+        return "other", None
+
+    def respond(self, method, endpoint, channel, path, headers, body):
+        secret = headers.get("X-Gateway-Secret")
+        if secret is None:
+            return 401, {"success": False, "error": "Missing X-Gateway-Secret header"}
+        if secret != self.secret:
+            return 401, {"success": False, "error": "Unauthorized"}
+        if endpoint == "list":
+            return 200, self._list_payload()
+        if endpoint == "qr":
+            return self._kick(channel)
+        if endpoint == "start" and self.start_session_route:
+            return self._start_session(channel)
+        return super().respond(method, endpoint, channel, path, headers, body)
+
+    def _list_payload(self):
+        if self.raw_list is not None:
+            return self.raw_list
+        with self._lock:
+            entries = [{self.id_field: cid, "status": ch["status"]}
+                       for cid, ch in self.channels.items()]
+        if self.list_shape == "bare":
+            return entries
+        if self.list_shape == "data":
+            return {"success": True, "data": {"channels": entries}}
+        return {"success": True, "channels": entries, "total": len(entries)}
+
+    def _kick(self, channel_id: str):
+        """Return (status, payload) for /qr, changing the session as WPPConnect would."""
+        with self._lock:
+            channel = self.channels.get(channel_id)
+            if channel is None:
+                return 404, {"success": False, "error": "Canal não encontrado"}
+            behaviour = channel["on_kick"]
+            if channel["status"] == "connected" and behaviour != "connected_500":
+                return 200, {"success": True, "qr": None, "status": "CONNECTED",
+                             "message": "Session already connected"}
+            if behaviour == "reconnect":
+                channel["status"] = "connected"
+                return 200, {"success": True}
+            if behaviour == "qr":
+                channel["status"] = "qr_required"
+                return 200, {"success": True, "qr": QR_DATA_URL}
+            if behaviour == "starting":
+                return 200, {"success": True, "qr": None, "status": "INITIALIZING"}
+            if behaviour == "connected":
+                return 200, {"success": True, "qr": None, "status": "CONNECTED"}
+            if behaviour == "connected_500":
+                return 500, {"success": False, "error": "WPPConnect getQRCode failed: "
+                                                        "Invalid QR code response from server"}
+            if behaviour == "not_started":
+                return 500, {"success": False, "error": "Session not started. Please, use the "
+                                                        "/start-session route, for "
+                                                        "initialization your session"}
+            return 200, {"success": True}  # stay_down
+
+    def _start_session(self, channel_id: str):
+        with self._lock:
+            channel = self.channels.get(channel_id)
+            if channel is None:
+                return 404, {"success": False, "error": "Canal não encontrado"}
+            channel["status"] = "connected"
+            channel["on_kick"] = "reconnect"
+            return 200, {"success": True, "status": "starting"}
+
 
 
 def _parse_channel(spec: str):

@@ -1,0 +1,283 @@
+"""Simulators of WAHA, Evolution API v2 and WPPConnect-Server, quirks included.
+
+Each answers as the shared gateway facts say the real server does (its "Simulator notes"), on a
+real HTTP server on 127.0.0.1. Every call that would destroy a login or stop the server
+(logout, delete, clear-session-data, /unhealthy, server stop) is recorded as the endpoint
+"forbidden" and answered as the real server would: the tests assert it is never called.
+"""
+
+import json
+import secrets
+import sys
+from typing import Optional
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from gateway_simulator import QR_DATA_URL, HttpSimulator
+
+UNAUTHORIZED_WAHA = {"message": "Unauthorized", "statusCode": 401}
+
+
+class WahaSimulator(HttpSimulator):
+    """WAHA Core: X-Api-Key; sessions listed with ?all=true; restart from any state."""
+
+    ENDPOINTS = ("list", "revive", "start", "info", "forbidden")
+    CHANNEL_ENDPOINTS = ("revive",)
+
+    def __init__(self, *args, core: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: name -> {"status": WAHA status, "on_restart": recover | qr | fail | starting}
+        self.sessions: dict[str, dict] = {}
+        self.core = core  # Core serves only the session named "default"
+
+    def add_session(self, name: str, status: str = "WORKING", on_restart: str = "recover"):
+        self.sessions[name] = {"status": status, "on_restart": on_restart}
+        return self
+
+    def classify(self, method, parts):
+        if parts[:2] == ["api", "server"] or parts[-1:] == ["logout"] or method == "DELETE" \
+                or parts == ["api", "sessions", "stop"]:
+            return "forbidden", None
+        if method == "GET" and parts == ["api", "sessions"]:
+            return "list", None
+        if len(parts) == 4 and parts[:2] == ["api", "sessions"] and method == "POST":
+            return {"restart": "revive", "start": "start"}.get(parts[3], "other"), \
+                unquote(parts[2])
+        if len(parts) == 3 and parts[:2] == ["api", "sessions"] and method == "GET":
+            return "info", unquote(parts[2])
+        return "other", None
+
+    def _info(self, name: str) -> dict:
+        status = self.sessions[name]["status"]
+        running = status != "STOPPED"
+        return {"name": name, "status": status, "config": None,
+                "me": {"id": "5511999999999@c.us", "pushName": "x"} if running else None,
+                "presence": None, "timestamps": {} if running else {"activity": None}}
+
+    def respond(self, method, endpoint, channel, path, headers, body):
+        if path.split("?")[0] == "/ping":
+            return 200, {"message": "pong"}
+        if headers.get("X-Api-Key") != self.secret:
+            return 401, UNAUTHORIZED_WAHA
+        if endpoint == "forbidden":
+            return 201, {"message": "this call would have destroyed the login"}
+        if channel is not None and self.core and channel != "default":
+            return 422, {"message": f"WAHA Core support only 'default' session. You tried to "
+                                    f"access '{channel}' session", "error": "Unprocessable "
+                                    "Entity", "statusCode": 422}
+        if channel is not None and channel not in self.sessions:
+            return 404, {"message": "Session not found", "error": "Not Found", "statusCode": 404}
+        if endpoint == "list":
+            show_all = parse_qs(urlsplit(path).query).get("all") == ["true"]
+            with self._lock:
+                return 200, [self._info(n) for n, s in self.sessions.items()
+                             if show_all or s["status"] != "STOPPED"]
+        if endpoint == "info":
+            return 200, {**self._info(channel), "engine": {"engine": "NOWEB"}}
+        if endpoint == "start":
+            if self.sessions[channel]["status"] != "STOPPED":
+                return 422, {"message": f"Session '{channel}' is already started.",
+                             "error": "Unprocessable Entity", "statusCode": 422}
+            self.sessions[channel]["status"] = "STARTING"
+            return 201, self._info(channel)
+        if endpoint == "revive":
+            session = self.sessions[channel]
+            answer = {"recover": "STARTING", "starting": "STARTING", "qr": "SCAN_QR_CODE",
+                      "fail": "STARTING"}[session["on_restart"]]
+            reply = {**self._info(channel), "status": answer}
+            # What the session becomes once the restart has run its course.
+            session["status"] = {"recover": "WORKING", "starting": "STARTING",
+                                 "qr": "SCAN_QR_CODE", "fail": "FAILED"}[session["on_restart"]]
+            return 201, reply
+        return super().respond(method, endpoint, channel, path, headers, body)
+
+
+class EvolutionSimulator(HttpSimulator):
+    """Evolution API v2 (Baileys): apikey; the database's state lags the live one."""
+
+    ENDPOINTS = ("list", "state", "connect", "restart", "forbidden")
+    CHANNEL_ENDPOINTS = ("connect", "restart")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: name -> {"db": ..., "memory": open | connecting | close | None, "code": int | None,
+        #: "on_connect": recover | qr | error}
+        self.instances: dict[str, dict] = {}
+        self.license_required = False  # 2.4.0-rc2 before activation
+
+    def add_instance(self, name: str, memory: str = "open", db: Optional[str] = None,
+                     code: Optional[int] = None, on_connect: str = "recover"):
+        self.instances[name] = {"db": db or memory, "memory": memory, "code": code,
+                                "on_connect": on_connect}
+        return self
+
+    def classify(self, method, parts):
+        if method == "DELETE" and parts[:1] == ["instance"]:
+            return "forbidden", unquote(parts[-1])
+        if method == "GET" and parts == ["instance", "fetchInstances"]:
+            return "list", None
+        if len(parts) == 3 and parts[0] == "instance":
+            name = unquote(parts[2])
+            kind = {("GET", "connectionState"): "state", ("GET", "connect"): "connect",
+                    ("POST", "restart"): "restart"}.get((method, parts[1]), "other")
+            return kind, name
+        return "other", None
+
+    def respond(self, method, endpoint, channel, path, headers, body):
+        if path == "/":
+            return 200, {"status": 200, "message": "Welcome to the Evolution API, it is working!"}
+        if self.license_required:
+            return 503, {"error": "service not activated", "code": "LICENSE_REQUIRED",
+                         "register_url": "https://example.invalid/register",
+                         "message": "activate this instance"}
+        # Guard order: existence, then the key. An unknown instance is a 404 even without one.
+        if channel is not None and channel not in self.instances:
+            return 404, {"status": 404, "error": "Not Found",
+                         "response": {"message": [f'The "{channel}" instance does not exist']}}
+        if headers.get("apikey") != self.secret:
+            return 401, {"status": 401, "error": "Unauthorized",
+                         "response": {"message": "Unauthorized"}}
+        if endpoint == "forbidden":
+            return 200, {"status": "SUCCESS", "error": False, "response": {"message": "gone"}}
+        if endpoint == "list":
+            with self._lock:
+                return 200, [{"id": f"id-{n}", "name": n, "connectionStatus": i["db"],
+                              "disconnectionReasonCode": i["code"], "token": secrets.token_hex(8),
+                              "integration": "WHATSAPP-BAILEYS", "_count": {"Message": 0}}
+                             for n, i in self.instances.items()]
+        instance = self.instances.get(channel)
+        if endpoint == "state":
+            state = {"instanceName": channel}
+            if instance["memory"] is not None:  # not loaded in memory: no state at all
+                state["state"] = instance["memory"]
+            return 200, {"instance": state}
+        if endpoint == "connect":
+            if instance["memory"] == "open":
+                return 200, {"instance": {"instanceName": channel, "state": "open"}}
+            if instance["on_connect"] == "error":
+                return 200, {"error": True, "message": "[object Object]"}
+            if instance["on_connect"] == "qr":
+                instance["memory"] = instance["db"] = "connecting"
+                return 200, {"pairingCode": None, "code": "2@abc", "base64": QR_DATA_URL,
+                             "count": 1}
+            instance.update(memory="open", db="open", code=None)
+            return 200, {"count": 0}
+        if endpoint == "restart":
+            if instance["memory"] in (None, "close"):
+                return 200, {"error": True, "message": "[object Object]"}
+            stale = {"instance": {"instanceName": channel, "state": instance["memory"]}}
+            instance.update(memory="open", db="open")
+            return 200, stale
+        return 404, {"status": 404, "error": "Not Found",
+                     "response": {"message": [f"Cannot {method} {path}"]}}
+
+
+class WppconnectSimulator(HttpSimulator):
+    """WPPConnect-Server 2.10: SECRET_KEY in paths, bcrypt-like tokens, always-200 checks."""
+
+    ENDPOINTS = ("list", "token", "status", "check", "start", "close", "forbidden")
+    CHANNEL_ENDPOINTS = ("start", "close")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: name -> {"status": CONNECTED | INITIALIZING | QRCODE | PHONECODE | CLOSED | None,
+        #: "page_alive": bool, "on_start": recover | qr | initializing, "config": dict,
+        #: "browser_leaked": bool}
+        self.sessions: dict[str, dict] = {}
+        self.tokens: dict[str, set] = {}
+
+    def add_session(self, name: str, status: Optional[str] = "CONNECTED",
+                    page_alive: bool = True, on_start: str = "recover"):
+        self.sessions[name] = {"status": status, "page_alive": page_alive,
+                               "on_start": on_start, "config": {"webhook": "https://panel"},
+                               "browser_leaked": False}
+        return self
+
+    def classify(self, method, parts):
+        if parts == ["unhealthy"] or parts[-1:] in (["logout-session"], ["clear-session-data"]):
+            return "forbidden", None
+        if len(parts) == 3 and parts[0] == "api" and parts[2] == "show-all-sessions":
+            return "list", None
+        if len(parts) == 4 and parts[0] == "api" and parts[3] == "generate-token":
+            return "token", unquote(parts[1])
+        if len(parts) == 3 and parts[0] == "api":
+            kind = {"status-session": "status", "check-connection-session": "check",
+                    "start-session": "start", "close-session": "close"}.get(parts[2], "other")
+            return kind, unquote(parts[1])
+        return "other", None
+
+    def _status(self, name: str) -> str:
+        status = self.sessions.get(name, {}).get("status")
+        return status or "CLOSED"
+
+    def respond(self, method, endpoint, channel, path, headers, body):
+        parts = path.split("?")[0].strip("/").split("/")
+        decorate = headers.get("Content-Type") == "application/json"
+        answer = self._respond(method, endpoint, channel, parts, headers, body)
+        if decorate and len(answer) == 2 and isinstance(answer[1], dict):
+            answer = (answer[0], {**answer[1], "session": channel or ""})
+        return answer
+
+    def _respond(self, method, endpoint, channel, parts, headers, body):
+        if parts == ["healthz"]:
+            return 200, {"uptime": 1, "message": "OK", "timestamp": 0}
+        if endpoint == "forbidden":
+            return 503 if parts == ["unhealthy"] else 200, {"status": True}
+        if endpoint == "list":
+            if unquote(parts[1]) != self.secret:
+                return 400, {"response": False, "message": "The token is incorrect"}
+            with self._lock:
+                return 200, {"response": [n for n in self.sessions]}
+        if endpoint == "token":
+            if unquote(parts[2]) != self.secret:
+                return 400, {"response": False, "message": "The SECRET_KEY is incorrect"}
+            token = "$2b$10$" + secrets.token_urlsafe(40)
+            with self._lock:
+                self.tokens.setdefault(channel, set()).add(token)
+            return 201, {"status": "success", "session": channel, "token": token,
+                         "full": f"{channel}:{token}"}
+        words = (headers.get("Authorization") or "").split(" ")
+        if len(words) < 2:
+            return 401, {"message": "Token is not present. Check your header and try again"}
+        if words[1] not in self.tokens.get(channel, ()):
+            return 401, {"error": "Check that the Session and Token are correct"}
+        session = self.sessions.setdefault(channel, {"status": None, "page_alive": False,
+                                                     "on_start": "recover", "config": {},
+                                                     "browser_leaked": False})
+        if endpoint == "status":
+            return 200, {"status": self._status(channel), "qrcode": None, "version": "2.10.4"}
+        if endpoint == "check":
+            alive = session["status"] == "CONNECTED" and session["page_alive"]
+            return 200, ({"status": True, "message": "Connected"} if alive
+                         else {"status": False, "message": "Disconnected"})
+        if endpoint == "start":
+            request = json.loads(body or b"{}")
+            if request.get("waitQrCode"):
+                return 200, None  # the real server does not answer while the session starts
+            previous = {"status": self._status(channel), "qrcode": None}
+            if session["status"] in (None, "CLOSED"):
+                if request:  # anything but {} replaces the stored webhook settings
+                    session["config"] = request
+                if session["browser_leaked"]:
+                    session["status"] = "INITIALIZING"  # "the browser is already running"
+                else:
+                    session["status"] = {"recover": "CONNECTED", "qr": "QRCODE",
+                                         "initializing": "INITIALIZING"}[session["on_start"]]
+                    session["page_alive"] = True
+            return 200, previous
+        if endpoint == "close":
+            if session["status"] is None:
+                return 500, {"status": False, "message": "Error closing session", "error": {}}
+            if session["status"] == "INITIALIZING":
+                session.update(status="CLOSED", browser_leaked=True)
+                return 500, {"status": False, "message": "Error closing session", "error": {}}
+            session["status"] = None
+            return 200, {"status": True, "message": "Session successfully closed"}
+        return 404, b"<pre>Cannot GET</pre>", "text/html"
+
+
+SIMULATORS = {"waha": WahaSimulator, "evolution": EvolutionSimulator,
+              "wppconnect": WppconnectSimulator}
+
+
+if __name__ == "__main__":
+    sys.exit("use tests/demo.py --gateway waha|evolution|wppconnect to see one at work")
