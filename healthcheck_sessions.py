@@ -284,6 +284,7 @@ def quote_untrusted(value, limit=MAX_QUOTE_CHARS):
 
 #: Shorter secrets are not masked (see Redactor).
 MIN_MASKED_SECRET = 4
+_REDACTOR_LOCK = threading.Lock()
 
 
 class Redactor:
@@ -309,6 +310,7 @@ class Redactor:
         self._pattern = re.compile("|".join(re.escape(w) for w in self._secrets),
                                    re.IGNORECASE) if self._secrets else None
         self._pieces = set()
+        self._added: set[str] = set()
         for secret in secrets:
             if secret and len(secret) >= self.MIN_LEAK:
                 lowered = secret.lower()
@@ -316,20 +318,25 @@ class Redactor:
                                     for i in range(len(lowered) - self.MIN_LEAK + 1))
 
     def add(self, secret: str) -> None:
-        """Hide one more secret from now on (a token minted during the run)."""
-        if secret and len(secret) >= MIN_MASKED_SECRET and secret not in self._secrets:
-            wholes = set(self._secrets) | {secret} | set(_encoded_forms(secret))
-            self._secrets = sorted(wholes, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(w) for w in self._secrets),
-                                       re.IGNORECASE)
-            lowered = secret.lower()
-            self._pieces = self._pieces | {lowered[i:i + self.MIN_LEAK]
-                                           for i in range(len(lowered) - self.MIN_LEAK + 1)}
+        """Hide one more secret from now on (a token minted during the run).
+
+        Cheap, because a run may mint hundreds: the token is replaced as it is, and its runs
+        of MIN_LEAK characters join the pieces; the compiled pattern is left as it is.
+        """
+        if secret and len(secret) >= MIN_MASKED_SECRET:
+            with _REDACTOR_LOCK:
+                self._added.add(secret)
+                lowered = secret.lower()
+                self._pieces.update(lowered[i:i + self.MIN_LEAK]
+                                    for i in range(len(lowered) - self.MIN_LEAK + 1))
 
     def __call__(self, text: str) -> str:
-        if self._pattern is None:
+        for secret in tuple(self._added):  # a worker thread may be adding one
+            text = text.replace(secret, "***")
+        if self._pattern is None and not self._pieces:
             return text
-        text = self._pattern.sub("***", text)
+        if self._pattern is not None:
+            text = self._pattern.sub("***", text)
         if not self._pieces:
             return text
         lowered = text.lower()

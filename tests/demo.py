@@ -24,31 +24,52 @@ def run(env_file: Path, *args: str) -> int:
     return done.returncode
 
 
-def main() -> int:
-    sim = GatewaySimulator(secret="demo-secret-not-a-real-one")
-    sim.add_channel("pixel12digital", "connected")
-    sim.add_channel("imobsites", "disconnected", "reconnect")
+def main(argv=None) -> int:
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--gateway", default="wrapper",
+                        choices=["wrapper", "waha", "evolution", "wppconnect"],
+                        help="which gateway's simulator to run against (default: wrapper)")
+    gateway = parser.parse_args(argv).gateway
+    if gateway == "wrapper":
+        sim = GatewaySimulator(secret="demo-secret-not-a-real-one")
+        sim.add_channel("pixel12digital", "connected")
+        sim.add_channel("imobsites", "disconnected", "reconnect")
+        settings = f"WPP_GATEWAY_BASE_URL={{url}}\nWPP_GATEWAY_SECRET={sim.secret}\n"
+        story = "pixel12digital connected, imobsites disconnected"
+    else:
+        from backend_simulators import SIMULATORS
+        sim = SIMULATORS[gateway](secret="demo-key-not-a-real-one")
+        down = {"waha": ("STOPPED", "recover"), "evolution": ("close",),
+                "wppconnect": ("CLOSED", False, "recover")}[gateway]
+        up = {"waha": ("WORKING",), "evolution": ("open",),
+              "wppconnect": ("CONNECTED", True)}[gateway]
+        add = sim.add_instance if gateway == "evolution" else sim.add_session
+        add("pixel12digital", *up)
+        add("imobsites", *down)
+        settings = (f"HEALTHCHECK_GATEWAY={gateway}\nHEALTHCHECK_GATEWAY_URL={{url}}\n"
+                    f"HEALTHCHECK_GATEWAY_KEY={sim.secret}\n")
+        story = f"pixel12digital {up[0]}, imobsites {down[0]}"
     sim.start()
     try:
         with tempfile.TemporaryDirectory() as folder:
             env_file = Path(folder) / ".env"
-            env_file.write_text(f"WPP_GATEWAY_BASE_URL={sim.url}\n"
-                                f"WPP_GATEWAY_SECRET={sim.secret}\n"
+            env_file.write_text(settings.format(url=sim.url) +
                                 f"HEALTHCHECK_LOG_FILE={LOG}\n"
                                 f"HEALTHCHECK_STATE_FILE={STATE}\n"
                                 # Check the kick after 1 s instead of 30, for the demo.
                                 f"HEALTHCHECK_VERIFY_SECONDS=1\n")
             env_file.chmod(0o600)
-            print(f"Gateway simulator on {sim.url}: pixel12digital connected, "
-                  f"imobsites disconnected.")
+            print(f"{gateway} simulator on {sim.url}: {story}.")
             first = run(env_file)
             print(f"\nThe log ({LOG.relative_to(ROOT)}) now ends with:")
             print("".join(LOG.read_text().splitlines(keepends=True)[-3:]), end="")
             second = run(env_file, "--verbose")
     finally:
         sim.stop()
-    print(f"\nThe simulator received {sim.count('list')} list calls and {sim.count('qr')} "
-          f"reconnect call(s).")
+    calls = ", ".join(f"{sum(1 for r in sim.requests if r['endpoint'] == e)} {e}"
+                      for e in sim.ENDPOINTS if any(r["endpoint"] == e for r in sim.requests))
+    print(f"\nThe simulator received: {calls}.")
     return 0 if (first, second) == (1, 0) else 1
 
 
