@@ -1176,6 +1176,7 @@ class WahaGateway:
 
     def __init__(self, settings: "Settings", budget_end: float):
         self.settings = settings
+        self.budget_end = budget_end
         self.http = HttpClient(settings, budget_end, {"X-Api-Key": settings.secret})
         self.display_url = self.http.display_url
 
@@ -1197,7 +1198,36 @@ class WahaGateway:
             detail = ("FAILED: restarted; if it fails again after the restart, its login is "
                       "gone and a person must scan a new QR" if word == "FAILED" else "")
             channels.append(Channel(name, word or "(none)", condition, detail))
+        # WORKING is set by events and cached; the engine's own state is fresher (WEBJS's page
+        # state, GOWS's socket). Read it for each WORKING session, at most WORKERS at a time.
+        working = [c for c in channels if c.condition == "connected"]
+        engines = run_bounded([lambda c=c: self._engine_trouble(c.id) for c in working],
+                              self.settings.workers, self.budget_end)
+        dead = {c.id: why for c, why in zip(working, engines) if why}
+        channels = [Channel(c.id, c.status, "stopped", f"WORKING, but {dead[c.id]}: restarted")
+                    if c.id in dead else c for c in channels]
         return Listing(channels, problems)
+
+    def _engine_trouble(self, name: str) -> Optional[str]:
+        """Return what the engine says is wrong with a WORKING session, None when nothing is.
+
+        An answer that cannot be read says nothing: the session is left as WORKING.
+        """
+        try:
+            data = self.http.session_call("GET", f"/api/sessions/{channel_path(name)}").json()
+        except (HealthcheckError, ValueError):
+            return None
+        engine = data.get("engine") if isinstance(data, dict) else None
+        if not isinstance(engine, dict):
+            return None
+        state = engine.get("state")
+        if engine.get("engine") == "WEBJS" and isinstance(state, str) and state != "CONNECTED":
+            return f"its WEBJS page says {quote_untrusted(state, 20)}"
+        gows = engine.get("gows")
+        if engine.get("engine") == "GOWS" and isinstance(gows, dict) \
+                and gows.get("connected") is False:
+            return "its GOWS engine says it is not connected"
+        return None
 
     def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
         answer = self.http.session_call("POST", f"/api/sessions/{channel_path(channel.id)}"

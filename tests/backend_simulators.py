@@ -29,8 +29,10 @@ class WahaSimulator(HttpSimulator):
         self.sessions: dict[str, dict] = {}
         self.core = core  # Core serves only the session named "default"
 
-    def add_session(self, name: str, status: str = "WORKING", on_restart: str = "recover"):
-        self.sessions[name] = {"status": status, "on_restart": on_restart}
+    def add_session(self, name: str, status: str = "WORKING", on_restart: str = "recover",
+                    engine: Optional[dict] = None):
+        self.sessions[name] = {"status": status, "on_restart": on_restart,
+                               "engine": engine or {"engine": "NOWEB"}}
         return self
 
     def classify(self, method, parts):
@@ -72,7 +74,7 @@ class WahaSimulator(HttpSimulator):
                 return 200, [self._info(n) for n, s in self.sessions.items()
                              if show_all or s["status"] != "STOPPED"]
         if endpoint == "info":
-            return 200, {**self._info(channel), "engine": {"engine": "NOWEB"}}
+            return 200, {**self._info(channel), "engine": self.sessions[channel]["engine"]}
         if endpoint == "start":
             if self.sessions[channel]["status"] != "STOPPED":
                 return 422, {"message": f"Session '{channel}' is already started.",
@@ -87,6 +89,9 @@ class WahaSimulator(HttpSimulator):
             # What the session becomes once the restart has run its course.
             session["status"] = {"recover": "WORKING", "starting": "STARTING",
                                  "qr": "SCAN_QR_CODE", "fail": "FAILED"}[session["on_restart"]]
+            if session["on_restart"] == "recover":
+                session["engine"] = {"engine": session["engine"].get("engine"),
+                                     "state": "CONNECTED", "gows": {"connected": True}}
             return 201, reply
         return super().respond(method, endpoint, channel, path, headers, body)
 

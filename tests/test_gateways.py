@@ -205,6 +205,18 @@ def test_wrapper_has_no_restart_so_a_silent_channel_is_alerted_only(run_check, g
 
 # -- each gateway's quirks ------------------------------------------------------------------------
 
+@pytest.mark.parametrize("engine", [{"engine": "WEBJS", "state": "OPENING"},
+                                    {"engine": "GOWS", "gows": {"found": True, "connected": False},
+                                     "grpc": {"client": "READY", "stream": "READY"}}])
+def test_waha_working_session_whose_engine_is_down_is_restarted(run_check, backends, engine):
+    sim = backends("waha")
+    sim.add_session("default", "WORKING", engine=engine)
+    run = run_check("--json", env=settings_for("waha", sim, HEALTHCHECK_VERIFY_SECONDS="0.2"))
+    channel = channels_of(run)["default"]
+    assert channel["gateway_status"] == "WORKING" and channel["condition"] == "stopped"
+    assert channel["verified"] == "reconnected" and sim.count("revive") == 1
+
+
 def test_waha_stopped_session_is_seen_because_all_is_asked(run_check, backends):
     sim = with_sessions("waha", backends, default="stopped")
     run_check(env=settings_for("waha", sim))
