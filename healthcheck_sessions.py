@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""healthcheck_sessions: keeps the WhatsApp sessions of a WPPConnect gateway connected.
+"""healthcheck_sessions: keeps the WhatsApp sessions of a self-hosted gateway connected.
 
 Run it from cron every 15 minutes, from the folder beside the panel's ``.env``::
 
@@ -9,7 +9,8 @@ Each run lists the gateway's channels (``GET /api/channels``) and, for every cha
 status is not ``connected``, calls ``GET /api/channels/<id>/qr``: on a disconnected session
 that call makes WPPConnect try to reconnect from its stored login. A session whose client is
 not running is relaunched with ``POST /api/channels/<id>/start-session``. Nothing is ever
-deleted or recreated: that would throw the login away.
+deleted or recreated: that would throw the login away. The same run serves WAHA, Evolution
+API v2 and WPPConnect-Server (HEALTHCHECK_GATEWAY), each through its own non-destructive revive.
 
 Files written (beside this script unless the settings say otherwise):
     logs/healthcheck-sessions.log   one line per event, only in runs with something to say
@@ -33,7 +34,7 @@ Exit status (the monitoring-plugin convention, so Nagios/Icinga/Zabbix can run i
 Homepage: the project's README. License: MIT.
 """
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 import argparse
 import dataclasses
@@ -1131,7 +1132,28 @@ class Abilities:
     restart_connected: bool
 
 
-class WrapperGateway:
+class Gateway:
+    """What every gateway client shares: its HTTP client, bounded by the run's budget.
+
+    A client lists the sessions (`list_sessions`, mapping its own words onto conditions) and
+    revives one without losing its login (`revive`); `abilities` says what revive can do.
+    """
+
+    kind = ""
+    abilities = Abilities(revive_transient=True, restart_connected=False)
+
+    def __init__(self, settings: "Settings", budget_end: float):
+        self.settings = settings
+        self.budget_end = budget_end
+        self.http = HttpClient(settings, budget_end, self.auth_headers(settings.secret))
+        self.display_url = self.http.display_url
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        """The headers that carry the key on every call."""
+        return {}
+
+
+class WrapperGateway(Gateway):
     """The operator's gateway-wrapper: GET /api/channels, /qr to reconnect, start-session.
 
     `/qr` on a disconnected session makes WPPConnect reconnect from its stored login; a client
@@ -1139,12 +1161,9 @@ class WrapperGateway:
     """
 
     kind = "wrapper"
-    abilities = Abilities(revive_transient=True, restart_connected=False)
 
-    def __init__(self, settings: "Settings", budget_end: float):
-        self.settings = settings
-        self.http = HttpClient(settings, budget_end, {"X-Gateway-Secret": settings.secret})
-        self.display_url = self.http.display_url
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"X-Gateway-Secret": key}
 
     def list_sessions(self) -> "Listing":
         return parse_listing(self.http.list_call("GET", "/api/channels"), self.display_url)
@@ -1165,7 +1184,7 @@ WAHA_CONDITIONS = {"WORKING": "connected", "STARTING": "transient",
                    "SCAN_QR_CODE": "needs_person", "STOPPED": "stopped", "FAILED": "stopped"}
 
 
-class WahaGateway:
+class WahaGateway(Gateway):
     """WAHA: X-Api-Key; GET /api/sessions?all=true; POST /api/sessions/{name}/restart.
 
     Never /start (Core answers 422 on FAILED), never logout, DELETE or /api/server/stop.
@@ -1174,11 +1193,8 @@ class WahaGateway:
     kind = "waha"
     abilities = Abilities(revive_transient=True, restart_connected=True)
 
-    def __init__(self, settings: "Settings", budget_end: float):
-        self.settings = settings
-        self.budget_end = budget_end
-        self.http = HttpClient(settings, budget_end, {"X-Api-Key": settings.secret})
-        self.display_url = self.http.display_url
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"X-Api-Key": key}
 
     def list_sessions(self) -> "Listing":
         # all=true: without it a STOPPED session is not listed at all.
@@ -1254,7 +1270,7 @@ EVOLUTION_LOGOUT_CODES = frozenset({401, 402, 403, 406, 408})
 EVOLUTION_CONDITIONS = {"open": "connected", "connecting": "transient", "close": "stopped"}
 
 
-class EvolutionGateway:
+class EvolutionGateway(Gateway):
     """Evolution API v2: apikey; fetchInstances, then each instance's live connectionState.
 
     `close` is revived with GET /instance/connect (the stored creds), a dead `open` with POST
@@ -1264,11 +1280,8 @@ class EvolutionGateway:
     kind = "evolution"
     abilities = Abilities(revive_transient=True, restart_connected=True)
 
-    def __init__(self, settings: "Settings", budget_end: float):
-        self.settings = settings
-        self.budget_end = budget_end
-        self.http = HttpClient(settings, budget_end, {"apikey": settings.secret})
-        self.display_url = self.http.display_url
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"apikey": key}
 
     def _json(self, answer: "Answer", what: str):
         """Evolution's JSON, with its two ways of failing that look like success named."""
@@ -1359,7 +1372,7 @@ WPPCONNECT_CONDITIONS = {"CONNECTED": "connected", "INITIALIZING": "transient",
                          "CLOSED": "stopped"}
 
 
-class WppconnectGateway:
+class WppconnectGateway(Gateway):
     """WPPConnect-Server: the secret lists the names and mints a token per session.
 
     CLOSED is revived with start-session and the body {} (any other body overwrites the
@@ -1373,10 +1386,7 @@ class WppconnectGateway:
     abilities = Abilities(revive_transient=False, restart_connected=True)
 
     def __init__(self, settings: "Settings", budget_end: float):
-        self.settings = settings
-        self.budget_end = budget_end
-        self.http = HttpClient(settings, budget_end, {})
-        self.display_url = self.http.display_url
+        super().__init__(settings, budget_end)  # the key goes in paths, not in a header
         self._tokens: dict[str, str] = {}  # minted this run, in memory only
 
     def _secret_path(self) -> str:

@@ -50,7 +50,22 @@ def _wait_for(url: str, process: subprocess.Popen, what: str, log: Path, seconds
     raise RuntimeError(f"{what} did not start: {error}\n{tail}")
 
 
-class MariaDBServer:
+class _ServerProcess:
+    """A database server this module started: stopped and its folder removed at the end."""
+
+    process: subprocess.Popen
+    folder: Path
+
+    def stop(self) -> None:
+        self.process.terminate()  # runuser passes SIGTERM on to postgres
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class MariaDBServer(_ServerProcess):
     """mariadbd from Debian's mariadb-server, in a temporary data folder."""
 
     dialect = "mysql+pymysql"
@@ -93,16 +108,8 @@ class MariaDBServer:
         self._admin(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
         return f"{self.dialect}://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{name}"
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        shutil.rmtree(self.folder, ignore_errors=True)
 
-
-class PostgreSQLServer:
+class PostgreSQLServer(_ServerProcess):
     """postgres from Debian's postgresql, in a temporary data folder (run as `postgres` by root)."""
 
     dialect = "postgresql+psycopg"
@@ -145,14 +152,6 @@ class PostgreSQLServer:
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
         return f"{self.dialect}://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        self.process.terminate()  # runuser passes SIGTERM on to postgres
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class SQLiteFiles:
