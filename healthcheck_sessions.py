@@ -3,7 +3,9 @@
 
 Run it from cron every 15 minutes, from the folder beside the panel's ``.env``::
 
-    */15 * * * * cd /path/to/panel && python3 healthcheck_sessions.py
+    */15 * * * * /path/to/panel/.venv/bin/python /path/to/panel/healthcheck_sessions.py
+
+(the venv's Python: cron's python3 usually lacks requests and python-dotenv).
 
 Each run lists the gateway's channels (``GET /api/channels``) and, for every channel whose
 status is not ``connected``, calls ``GET /api/channels/<id>/qr``: on a disconnected session
@@ -16,6 +18,9 @@ Files written (beside this script unless the settings say otherwise):
     logs/healthcheck-sessions.log   one line per event, only in runs with something to say
     logs/healthcheck-sessions.lock  keeps two runs from kicking the same sessions at once
     logs/healthcheck-state.json     incidents across runs and alerts waiting to be resent
+    logs/healthcheck-state.json.lock  keeps two configurations off one state file
+All are mode 0600 and never written through a symlink; HEALTHCHECK_METRICS_FILE, if set,
+is 0644 for node_exporter.
 
 A channel that stays down, a QR that a person must scan, or a gateway that keeps failing is
 sent to a person (webhook, e-mail, command); a healthchecks.io-style ping notices when cron
