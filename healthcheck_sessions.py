@@ -1303,10 +1303,11 @@ class EvolutionGateway(Gateway):
         if not isinstance(rows, list):
             raise HealthcheckError("listing instances: the answer is not a list of instances; "
                                    "check HEALTHCHECK_GATEWAY_URL and the Evolution API version")
-        problems, named = [], []
+        problems, named, seen = [], [], set()
         for position, row in enumerate(rows, 1):
             name = checked_id(row, "name", position, problems)
-            if name is not None and name not in (n for n, _ in named):
+            if name is not None and name not in seen:
+                seen.add(name)
                 named.append((name, row))
         states = run_bounded([lambda n=n: self._live_state(n) for n, _ in named],
                              self.settings.workers, self.budget_end)
@@ -1407,11 +1408,11 @@ class WppconnectGateway(Gateway):
         if not isinstance(names, list):
             raise HealthcheckError("listing sessions: the answer holds no session list; check "
                                    "HEALTHCHECK_GATEWAY_URL and the WPPConnect-Server version")
-        problems, checked = [], []
+        problems, checked = [], {}  # a dict keeps the order and finds duplicates at once
         for position, value in enumerate(names, 1):
             name = checked_id({"name": value}, "name", position, problems)
-            if name is not None and name not in checked:
-                checked.append(name)
+            if name is not None:
+                checked.setdefault(name, None)
         found = run_bounded([lambda n=n: self._state(n) for n in checked],
                             self.settings.workers, self.budget_end)
         channels = []
