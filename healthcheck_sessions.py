@@ -1144,7 +1144,6 @@ class Gateway:
     revives one without losing its login (`revive`); `abilities` says what revive can do.
     """
 
-    kind = ""
     abilities = Abilities(revive_transient=True, restart_connected=False)
 
     def __init__(self, settings: "Settings", budget_end: float):
@@ -1165,7 +1164,6 @@ class WrapperGateway(Gateway):
     that is not running is relaunched with start-session. The wrapper has no restart.
     """
 
-    kind = "wrapper"
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"X-Gateway-Secret": key}
@@ -1195,7 +1193,6 @@ class WahaGateway(Gateway):
     Never /start (Core answers 422 on FAILED), never logout, DELETE or /api/server/stop.
     """
 
-    kind = "waha"
     abilities = Abilities(revive_transient=True, restart_connected=True)
 
     def auth_headers(self, key: str) -> dict[str, str]:
@@ -1282,7 +1279,6 @@ class EvolutionGateway(Gateway):
     /instance/restart. Never logout or delete.
     """
 
-    kind = "evolution"
     abilities = Abilities(revive_transient=True, restart_connected=True)
 
     def auth_headers(self, key: str) -> dict[str, str]:
@@ -1388,7 +1384,6 @@ class WppconnectGateway(Gateway):
     /unhealthy.
     """
 
-    kind = "wppconnect"
     abilities = Abilities(revive_transient=False, restart_connected=True)
 
     def __init__(self, settings: "Settings", budget_end: float):
@@ -1870,8 +1865,10 @@ class Plan:
     missing: list[str]
 
     @property
-    def to_kick(self) -> list[Channel]:
-        return [p.channel for p in self.channels if p.action == "kick"]
+    def revivals(self) -> list[tuple[Channel, bool]]:
+        """The channels to revive, each with whether it is a restart of a connected one."""
+        return [(p.channel, p.action == "restart_silent") for p in self.channels
+                if p.action in ("kick", "restart_silent")]
 
 
 def qr_kick_due(incident: Optional[dict], status: str, now: datetime,
@@ -2216,6 +2213,11 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
+#: What a person does about a channel that is connected but receives nothing.
+SILENT_ADVICE = ("Check that the phone is online and WhatsApp is still linked, then restart "
+                 "the session in the gateway")
+
+
 def describe_silence(silence: Silence, now: datetime) -> str:
     """Say since when a connected channel has been silent and what a person should do."""
     last = datetime.fromtimestamp(silence.last_inbound, timezone.utc).astimezone()
@@ -2223,8 +2225,7 @@ def describe_silence(silence: Silence, now: datetime) -> str:
                 if silence.rule == "history" or silence.expected >= 1
                 else "its ceiling (HEALTHCHECK_SILENT_HOURS) has passed")
     return (f"listed as connected but no inbound message for {_duration(last, now)} (last at "
-            f"{last.isoformat(timespec='seconds')}); {normally}. Check that the phone is "
-            f"online and WhatsApp is still linked, then restart the session in the gateway")
+            f"{last.isoformat(timespec='seconds')}); {normally}. {SILENT_ADVICE}")
 
 
 #: The gateway's own incident is kept under this key, beside the channels'.
@@ -2465,8 +2466,7 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
             normally = (f", where it would normally have had about {expected:.0f}"
                         if isinstance(expected, (int, float)) and expected >= 1 else "")
             return (f"{name}: connected but silent: no inbound message since "
-                    f"{item.get('last_inbound_at') or '?'}{normally}. Check that the phone is "
-                    f"online and WhatsApp is still linked, then restart the session "
+                    f"{item.get('last_inbound_at') or '?'}{normally}. {SILENT_ADVICE} "
                     f"(since {since}, {_plural(_count(item.get('runs_down')), 'run')})")
         return (f"{name}: still not connected, status "
                 f"{quote_untrusted(item.get('status') or '(none)', 40)}, last kick "
@@ -2628,8 +2628,7 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
                     policy, run.force)
     report.problems[:0] = [(s, name_settings(t, settings)) for s, t in plan.problems]
     report.missing_expected = plan.missing
-    jobs = [(p.channel, p.action == "restart_silent") for p in plan.channels
-            if p.action in ("kick", "restart_silent")]
+    jobs = plan.revivals
     if dry_run:
         kicks = [Kick("would_reconnect", "dry run: no reconnect call made") for _ in jobs]
     else:
