@@ -9,6 +9,7 @@ real HTTP server on 127.0.0.1. Every call that would destroy a login or stop the
 import json
 import secrets
 import sys
+import time
 from typing import Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -18,22 +19,54 @@ UNAUTHORIZED_WAHA = {"message": "Unauthorized", "statusCode": 401}
 
 
 class WahaSimulator(HttpSimulator):
-    """WAHA Core: X-Api-Key; sessions listed with ?all=true; restart from any state."""
+    """WAHA Core: X-Api-Key; sessions listed with ?all=true; restart from any state.
+
+    As the real NOWEB engine without WhatsApp: `restart` always answers STARTING (never
+    SCAN_QR_CODE, never WORKING), and what the session becomes shows only in later reads. A
+    session left STARTING goes to FAILED after `failed_after` seconds (the real server: 59
+    tries 2 s apart, about 119 s) and stays there. A restart from STARTING or FAILED takes
+    `restart_seconds` (the real server: 3.0 s; 0 here unless a test asks for it).
+    """
 
     ENDPOINTS = ("list", "revive", "start", "info", "forbidden")
     CHANNEL_ENDPOINTS = ("revive",)
 
-    def __init__(self, *args, core: bool = False, **kwargs):
+    def __init__(self, *args, core: bool = False, failed_after: float = 119.0,
+                 restart_seconds: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
-        #: name -> {"status": WAHA status, "on_restart": recover | qr | fail | starting}
+        #: name -> {"status": WAHA status, "on_restart": recover | qr | fail | starting,
+        #: "engine": ..., "next": (monotonic time, status it moves to) or None}
         self.sessions: dict[str, dict] = {}
         self.core = core  # Core serves only the session named "default"
+        self.failed_after = failed_after
+        self.restart_seconds = restart_seconds
 
     def add_session(self, name: str, status: str = "WORKING", on_restart: str = "recover",
                     engine: Optional[dict] = None):
+        """`on_restart`: recover (WORKING), qr (SCAN_QR_CODE: the login is gone), fail or
+        starting (STARTING until FAILED)."""
         self.sessions[name] = {"status": status, "on_restart": on_restart,
-                               "engine": engine or {"engine": "NOWEB"}}
+                               "engine": engine or {"engine": "NOWEB"}, "next": None}
+        if status == "STARTING":
+            self._set(name, "STARTING")
         return self
+
+    def _set(self, name: str, status: str, then: Optional[str] = None, after: float = 0.0):
+        """Set a session's status now; STARTING moves on to `then` (FAILED by default)."""
+        session = self.sessions[name]
+        session["status"] = status
+        session["next"] = None
+        if status == "STARTING":
+            session["next"] = ((time.monotonic() + after, then) if then
+                               else (time.monotonic() + self.failed_after, "FAILED"))
+
+    def status(self, name: str) -> str:
+        """The session's status now, once any change that is due has happened."""
+        session = self.sessions[name]
+        due = session["next"]
+        if due is not None and time.monotonic() >= due[0]:
+            self._set(name, due[1])
+        return session["status"]
 
     def classify(self, method, parts):
         if parts[:2] == ["api", "server"] or parts[-1:] == ["logout"] or method == "DELETE" \
@@ -49,7 +82,7 @@ class WahaSimulator(HttpSimulator):
         return "other", None
 
     def _info(self, name: str) -> dict:
-        status = self.sessions[name]["status"]
+        status = self.status(name)
         running = status != "STOPPED"
         return {"name": name, "status": status, "config": None,
                 "me": {"id": "5511999999999@c.us", "pushName": "x"} if running else None,
@@ -71,28 +104,33 @@ class WahaSimulator(HttpSimulator):
         if endpoint == "list":
             show_all = parse_qs(urlsplit(path).query).get("all") == ["true"]
             with self._lock:
-                return 200, [self._info(n) for n, s in self.sessions.items()
-                             if show_all or s["status"] != "STOPPED"]
+                return 200, [self._info(n) for n in self.sessions
+                             if show_all or self.status(n) != "STOPPED"]
         if endpoint == "info":
-            return 200, {**self._info(channel), "engine": self.sessions[channel]["engine"]}
+            with self._lock:
+                return 200, {**self._info(channel), "engine": self.sessions[channel]["engine"]}
         if endpoint == "start":
-            if self.sessions[channel]["status"] != "STOPPED":
-                return 422, {"message": f"Session '{channel}' is already started.",
-                             "error": "Unprocessable Entity", "statusCode": 422}
-            self.sessions[channel]["status"] = "STARTING"
-            return 201, self._info(channel)
+            with self._lock:
+                if self.status(channel) != "STOPPED":
+                    return 422, {"message": f"Session '{channel}' is already started.",
+                                 "error": "Unprocessable Entity", "statusCode": 422}
+                self._set(channel, "STARTING")
+                return 201, self._info(channel)
         if endpoint == "revive":
-            session = self.sessions[channel]
-            answer = {"recover": "STARTING", "starting": "STARTING", "qr": "SCAN_QR_CODE",
-                      "fail": "STARTING"}[session["on_restart"]]
-            reply = {**self._info(channel), "status": answer}
-            # What the session becomes once the restart has run its course.
-            session["status"] = {"recover": "WORKING", "starting": "STARTING",
-                                 "qr": "SCAN_QR_CODE", "fail": "FAILED"}[session["on_restart"]]
-            if session["on_restart"] == "recover":
-                session["engine"] = {"engine": session["engine"].get("engine"),
-                                     "state": "CONNECTED", "gows": {"connected": True}}
-            return 201, reply
+            with self._lock:
+                was = self.status(channel)
+            if was in ("STARTING", "FAILED") and self.restart_seconds:
+                time.sleep(self.restart_seconds)  # the real server stops the engine first
+            with self._lock:
+                session = self.sessions[channel]
+                behaviour = session["on_restart"]
+                then = {"recover": "WORKING", "qr": "SCAN_QR_CODE"}.get(behaviour)
+                self._set(channel, "STARTING", then)
+                if behaviour == "recover":
+                    session["engine"] = {"engine": session["engine"].get("engine"),
+                                         "state": "CONNECTED", "gows": {"connected": True}}
+                # Always STARTING: what the restart comes to shows only in a later read.
+                return 201, {**self._info(channel), "status": "STARTING"}
         return super().respond(method, endpoint, channel, path, headers, body)
 
 
