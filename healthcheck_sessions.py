@@ -2634,10 +2634,16 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
     else:
         kicks = kick_all(gateway, jobs, settings.workers, budget_end, run.kicked)
     kicked = [c for c, _ in jobs]
-    verified = verify_kicks(gateway, kicked, settings.verify_seconds, budget_end, report) \
-        if kicked and not dry_run else {}
+    after: dict[str, Channel] = {}
+    verified = verify_kicks(gateway, kicked, settings.verify_seconds, budget_end, report,
+                            after) if kicked and not dry_run else {}
     outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings))
                for c, k in zip(kicked, kicks)}
+    asks_person = {c.id: after[c.id] for c in kicked
+                   if c.id in after and after[c.id].condition == "needs_person"
+                   and outcome[c.id].outcome not in ("qr_issued", "failed")}
+    for channel_id, later in asks_person.items():
+        outcome[channel_id] = revived_into_qr(later)
     waiting = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck"}
     for entry in plan.channels:
         channel = entry.channel
@@ -2646,11 +2652,25 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
             kick = Kick(waiting[entry.action], entry.detail)
         elif entry.action == "alert_silent":
             kick = Kick("silent", describe_silence(entry.silence, now))
+        if channel.id in asks_person:  # its status now, so the QR backoff starts from it
+            channel = asks_person[channel.id]
         report.channels.append(ChannelReport(
             channel.id, channel.status, channel.connected,
             kick.outcome if kick else None, kick.detail if kick else channel.detail,
             verified.get(channel.id), entry.silence, entry.action, channel.condition))
     return report, activity if settings.activity else None
+
+
+def revived_into_qr(later: Channel) -> Kick:
+    """Return the outcome of a revive after which the gateway asks for a person.
+
+    Some revive calls answer before the session has got anywhere (WAHA's restart always
+    answers STARTING): only the list read after the revive shows that the login is gone.
+    """
+    status = quote_untrusted(later.status or "(none)", 40)
+    return Kick("qr_issued", f"after the revive the gateway lists it as {status}"
+                             f"{': ' + later.detail if later.detail else ''}: the stored login "
+                             f"is no longer valid, a person must scan a new QR code")
 
 
 def read_activity(source: ActivitySettings, previous: dict, listed: set, now: float,
@@ -2768,8 +2788,11 @@ def _driver_timeouts(url: str, limit: float) -> dict:
 
 
 def verify_kicks(gateway, kicked: list[Channel], wait: float, budget_end: float,
-                 report: Report) -> dict[str, str]:
-    """Wait, list again, and return reconnected/still_down for each kicked channel."""
+                 report: Report, after: Optional[dict] = None) -> dict[str, str]:
+    """Wait, list again, and return reconnected/still_down for each kicked channel.
+
+    `after`, when given, receives each kicked channel as the second list shows it.
+    """
     if wait <= 0:
         return {}
     # Leave room for the second list call inside the budget; skip the check rather than overrun.
@@ -2785,6 +2808,8 @@ def verify_kicks(gateway, kicked: list[Channel], wait: float, budget_end: float,
         report.notes.append((WARNING, f"kicks not verified: "
                                       f"{name_settings(str(exc), gateway.settings)}"))
         return {}
+    if after is not None:
+        after.update((c.id, c) for c in listing.channels)
     connected = {c.id for c in listing.channels if c.connected}
     return {c.id: "reconnected" if c.id in connected else "still_down" for c in kicked}
 

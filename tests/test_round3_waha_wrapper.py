@@ -1,0 +1,93 @@
+"""Issue 15 on WAHA and the wrapper: the post-revive read, each gateway's 401 hint, ignored
+channels, the wrapper's transitional words, --force inside the grace, and flapping channels.
+
+Each test runs the real script against the simulators, which answer as the real servers did
+(WAHA's restart always answers STARTING; what it comes to shows only in a later read).
+"""
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from backend_simulators import SIMULATORS
+from conftest import SECRET
+from gateway_simulator import Fault
+
+import healthcheck_sessions as hs
+
+KEY = "gw-key-5f4e3d2c1b0a9988"
+
+
+@pytest.fixture
+def backends():
+    """A factory of started gateway simulators; each is checked for forbidden calls at the end."""
+    started = []
+
+    def make(kind: str, **kwargs):
+        sim = SIMULATORS[kind](secret=KEY, **kwargs)
+        sim.start()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim.stop()
+        forbidden = [(r["method"], r["path"]) for r in sim.requests
+                     if r["endpoint"] == "forbidden"]
+        assert not forbidden, f"a login-destroying call was made: {forbidden}"
+
+
+def settings_for(kind: str, sim, **extra) -> dict:
+    return {"HEALTHCHECK_GATEWAY": kind, "HEALTHCHECK_GATEWAY_URL": sim.url,
+            "HEALTHCHECK_GATEWAY_KEY": KEY, "WPP_GATEWAY_BASE_URL": None,
+            "WPP_GATEWAY_SECRET": None, **extra}
+
+
+def channels_of(run) -> dict:
+    return {c["id"]: c for c in json.loads(run.stdout)["channels"]}
+
+
+def state_of(home) -> dict:
+    return json.loads((home / "logs" / "healthcheck-state.json").read_text())
+
+
+# -- the simulator is the real WAHA ---------------------------------------------------------------
+
+def test_waha_simulator_restart_answers_starting_and_fails_only_after_its_period(backends):
+    import requests
+    sim = backends("waha", failed_after=0.3, restart_seconds=0.2)
+    sim.add_session("default", "STOPPED", on_restart="fail")
+    url, headers = sim.url + "/api/sessions/default", {"X-Api-Key": KEY}
+    assert requests.post(url + "/restart", headers=headers).json()["status"] == "STARTING"
+    assert requests.get(url, headers=headers).json()["status"] == "STARTING"
+    sim.sessions["default"]["next"] = (0, "FAILED")  # the period is over
+    assert requests.get(url, headers=headers).json()["status"] == "FAILED"
+    # From FAILED the restart takes restart_seconds, and still answers STARTING.
+    answer = requests.post(url + "/restart", headers=headers)
+    assert answer.json()["status"] == "STARTING"
+    assert answer.elapsed.total_seconds() >= 0.2
+    sim.sessions["default"]["on_restart"] = "qr"
+    assert requests.post(url + "/restart", headers=headers).json()["status"] == "STARTING"
+    assert requests.get(url, headers=headers).json()["status"] == "SCAN_QR_CODE"
+
+
+# -- 6. WAHA: the read after the restart ----------------------------------------------------------
+
+@pytest.mark.parametrize("before", ["STOPPED", "FAILED"])
+def test_waha_login_lost_shows_after_the_restart_and_is_alerted_at_once(run_check, backends,
+                                                                       recorder, home, before):
+    sim = backends("waha", restart_seconds=0.1)
+    sim.add_session("default", before, on_restart="qr")
+    env = settings_for("waha", sim, HEALTHCHECK_VERIFY_SECONDS="0.2",
+                       HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook")
+    run = run_check("--json", env=env)
+    report = json.loads(run.stdout)
+    default = channels_of(run)["default"]
+    assert report["exit_code"] == 2, run.stdout
+    assert default["outcome"] == "qr_issued" and default["condition"] == "needs_person"
+    assert "SCAN_QR_CODE" in default["detail"]
+    [alert] = recorder.json_bodies()
+    assert alert["items"][0]["reason"] == "qr" and "scan a new QR" in alert["text"]
+    assert sim.count("revive") == 1
+    # The next run backs off from the QR it now knows of: no restart on run 2's schedule miss.
+    assert state_of(home)["incidents"]["default"]["last_status"] == "SCAN_QR_CODE"
