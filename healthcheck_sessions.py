@@ -168,6 +168,12 @@ QR_IMAGE_FIELDS = ("qr", "qr_base64", "qrcode", "base64Qrimg", "base64", "base64
 CONNECTED_QR_STATUSES = frozenset({"connected", "islogged", "inchat", "qrreadsuccess"})
 #: `/qr` statuses that mean the session is still launching.
 STARTING_QR_STATUSES = frozenset({"initializing", "starting", "opening", "connecting", "pairing"})
+#: Wrapper statuses of a session on its way up: the words the WPPConnect states behind the
+#: wrapper produce while a session launches or resyncs (server INITIALIZING, the page's
+#: OPENING/PAIRING, the stream's CONNECTING/SYNCING/RESUMING, the library's launch steps). They
+#: get the starting grace; anything else that is not `connected` is revived at once.
+WRAPPER_TRANSIENT_STATUSES = STARTING_QR_STATUSES | frozenset({
+    "syncing", "resuming", "initbrowser", "openbrowser", "initwhatsapp", "waitchat"})
 
 #: Outcomes of a kick, and the state each one stands for.
 OUTCOME_STATES = {
@@ -1614,8 +1620,10 @@ def parse_listing(answer: Answer, base: str) -> Listing:
             continue
         seen.add(channel_id)
         status = entry.get("status")
-        channels.append(Channel(channel_id, _SURROGATES.sub("\ufffd", status.strip().lower())
-                                if isinstance(status, str) else ""))
+        word = _SURROGATES.sub("\ufffd", status.strip().lower()) \
+            if isinstance(status, str) else ""
+        channels.append(Channel(channel_id, word, "transient"
+                                if word in WRAPPER_TRANSIENT_STATUSES else ""))
     return Listing(channels, problems)
 
 

@@ -91,3 +91,35 @@ def test_waha_login_lost_shows_after_the_restart_and_is_alerted_at_once(run_chec
     assert sim.count("revive") == 1
     # The next run backs off from the QR it now knows of: no restart on run 2's schedule miss.
     assert state_of(home)["incidents"]["default"]["last_status"] == "SCAN_QR_CODE"
+
+
+# -- 9. the wrapper's transitional words ----------------------------------------------------------
+
+@pytest.mark.parametrize("word", ["starting", "INITIALIZING", "opening", "connecting",
+                                  "syncing"])
+def test_wrapper_session_on_its_way_up_is_left_alone_inside_its_grace(run_check, gateway,
+                                                                      recorder, word):
+    gateway.add_channel("imobsites", word, "starting")
+    run = run_check("--json", env={"HEALTHCHECK_ALERT_AFTER": "1",
+                                   "HEALTHCHECK_ALERT_WEBHOOK_URL": recorder.url + "/hook"})
+    imobsites = channels_of(run)["imobsites"]
+    assert (imobsites["condition"], imobsites["action"], imobsites["outcome"]) == \
+        ("transient", "wait_grace", "in_grace"), run.stdout
+    assert "HEALTHCHECK_STARTING_GRACE_MINUTES" in imobsites["detail"]
+    assert gateway.count("qr") == 0 and gateway.count("start") == 0
+    assert recorder.requests == []
+
+
+def test_wrapper_session_starting_past_its_grace_is_kicked(run_check, gateway):
+    gateway.add_channel("imobsites", "starting", "reconnect")
+    run = run_check("--json", env={"HEALTHCHECK_STARTING_GRACE_MINUTES": "0"})
+    assert channels_of(run)["imobsites"]["action"] == "kick"
+    assert gateway.count("qr") == 1
+
+
+def test_wrapper_words_that_are_not_transitional_are_still_kicked_at_once(run_check, gateway):
+    gateway.add_channel("imobsites", "disconnected")
+    gateway.add_channel("lost", "qr_required", "qr")
+    run = run_check("--json")
+    assert {k: c["action"] for k, c in channels_of(run).items()} == \
+        {"pixel12digital": "none", "imobsites": "kick", "lost": "kick"}
