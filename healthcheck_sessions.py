@@ -1862,6 +1862,8 @@ class ChannelPlan:
     action: str  # none | kick | wait_qr | alert_silent
     detail: str = ""
     silence: Optional[Silence] = None
+    #: Revived (--force) while still inside its starting grace: reported, not yet alerted.
+    in_grace: bool = False
 
 
 @dataclass
@@ -1956,7 +1958,12 @@ def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[
         since = _parse_time((incident or {}).get("status_since")) \
             if (incident or {}).get("last_status") == channel.status else None
         waited = (now - since).total_seconds() / 60 if since else 0.0
-        if waited < policy.starting_grace_minutes and not force:
+        in_grace = waited < policy.starting_grace_minutes
+        if in_grace and force and policy.revive_transient:
+            # --force revives now what can be revived; it never shortens the wait before a
+            # person is told: the incident stays quiet until the grace is over.
+            return ChannelPlan(channel, "kick", in_grace=True)
+        if in_grace:
             left = policy.starting_grace_minutes - waited
             return ChannelPlan(channel, "wait_grace", f"the gateway is starting or reconnecting "
                                                       f"it: left alone for its own recovery "
@@ -1996,6 +2003,7 @@ class ChannelReport:
     #: alert_stuck.
     action: str = "none"
     condition: str = ""  # connected | transient | needs_person | stopped
+    in_grace: bool = False  # kicked by --force inside its starting grace
 
     @property
     def state(self) -> int:
@@ -2363,7 +2371,8 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
             open_or_continue(channel.id, channel.status or "(none)", channel.outcome,
                              kicked=channel.outcome in KICK_OUTCOMES,
                              urgent=channel.outcome in ("qr_issued", "stuck") or person,
-                             reason=reason, quiet=channel.outcome == "in_grace",
+                             reason=reason, quiet=channel.outcome == "in_grace"
+                             or (channel.in_grace and not qr),
                              needs_person=person)
         elif channel.silence is not None:
             # Connected is not alive: a person must look at the phone now, not in 30 min.
@@ -2665,7 +2674,8 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         report.channels.append(ChannelReport(
             channel.id, channel.status, channel.connected,
             kick.outcome if kick else None, kick.detail if kick else channel.detail,
-            verified.get(channel.id), entry.silence, entry.action, channel.condition))
+            verified.get(channel.id), entry.silence, entry.action, channel.condition,
+            in_grace=entry.in_grace))
     return report, activity if settings.activity else None
 
 

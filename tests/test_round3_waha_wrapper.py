@@ -123,3 +123,49 @@ def test_wrapper_words_that_are_not_transitional_are_still_kicked_at_once(run_ch
     run = run_check("--json")
     assert {k: c["action"] for k, c in channels_of(run).items()} == \
         {"pixel12digital": "none", "imobsites": "kick", "lost": "kick"}
+
+
+# -- 3. --force revives what it can, and never shortens the grace before a person is told ---------
+
+def test_force_restarts_a_starting_waha_session_but_tells_no_one_inside_its_grace(
+        run_check, backends, recorder):
+    sim = backends("waha")
+    sim.add_session("default", "STARTING", on_restart="starting")
+    env = settings_for("waha", sim, HEALTHCHECK_ALERT_AFTER="1",
+                       HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook")
+    run = run_check("--force", "--json", env=env)
+    default = channels_of(run)["default"]
+    assert default["action"] == "kick" and sim.count("revive") == 1, run.stdout
+    assert json.loads(run.stdout)["exit_code"] == 1
+    assert recorder.requests == []  # the grace still stands before a person is alerted
+
+
+def test_force_kicks_a_starting_wrapper_session_and_tells_no_one_inside_its_grace(
+        run_check, gateway, recorder):
+    gateway.add_channel("imobsites", "starting", "starting")
+    run = run_check("--force", env={"HEALTHCHECK_ALERT_AFTER": "1",
+                                    "HEALTHCHECK_ALERT_WEBHOOK_URL": recorder.url + "/hook"})
+    assert run.code == 1 and gateway.count("qr") == 1, run.stdout
+    assert recorder.requests == []
+
+
+def test_force_never_pages_for_a_wppconnect_session_started_seconds_ago(run_check, backends,
+                                                                       recorder):
+    sim = backends("wppconnect")
+    sim.add_session("a", "INITIALIZING", False, "recover")
+    run = run_check("--force", "--json", env=settings_for(
+        "wppconnect", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook"))
+    a = channels_of(run)["a"]
+    assert (a["action"], a["outcome"]) == ("wait_grace", "in_grace"), run.stdout
+    assert "stuck" not in run.stdout and recorder.requests == []
+    assert sim.count("close") == 0 and sim.count("start") == 0
+
+
+def test_force_past_the_grace_alerts_as_without_it(run_check, backends, recorder):
+    sim = backends("waha")
+    sim.add_session("default", "STARTING", on_restart="starting")
+    run = run_check("--force", env=settings_for(
+        "waha", sim, HEALTHCHECK_ALERT_AFTER="1", HEALTHCHECK_STARTING_GRACE_MINUTES="0",
+        HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook"))
+    assert run.code == 1 and sim.count("revive") == 1
+    assert len(recorder.requests) == 1
