@@ -892,6 +892,8 @@ class Answer:
     www_authenticate: str
     location: str
     body: bytes
+    #: For a 401: what the gateway that was asked says to check (its own settings, by name).
+    key_refused: str = ""
 
     @property
     def is_html(self) -> bool:
@@ -929,9 +931,11 @@ class Answer:
 class HttpClient:
     """Talks HTTP to the gateway: every call bounded in time and size, never redirected."""
 
-    def __init__(self, settings: Settings, budget_end: float, auth_headers: dict[str, str]):
+    def __init__(self, settings: Settings, budget_end: float, auth_headers: dict[str, str],
+                 key_refused: Optional[Callable[["Answer"], str]] = None):
         self.settings = settings
         self.budget_end = budget_end
+        self._key_refused = key_refused
         self.display_url = display_url(settings.base_url)
         self._session = requests.Session()
         self._session.headers.update({**auth_headers,
@@ -1015,11 +1019,14 @@ class HttpClient:
                     if time.monotonic() - started > limit:
                         raise HealthcheckError(too_slow, CRITICAL)  # the caller gave up already
                     chunks.append(chunk)
-                return Answer(status=response.status_code,
-                              content_type=response.headers.get("Content-Type", "").lower(),
-                              www_authenticate=response.headers.get("WWW-Authenticate", ""),
-                              location=response.headers.get("Location", ""),
-                              body=b"".join(chunks))
+                answer = Answer(status=response.status_code,
+                                content_type=response.headers.get("Content-Type", "").lower(),
+                                www_authenticate=response.headers.get("WWW-Authenticate", ""),
+                                location=response.headers.get("Location", ""),
+                                body=b"".join(chunks))
+                if answer.status == 401 and self._key_refused:
+                    answer = dataclasses.replace(answer, key_refused=self._key_refused(answer))
+                return answer
         except requests.exceptions.ReadTimeout:
             raise HealthcheckError(too_slow, CRITICAL) from None
         except requests.RequestException as exc:
@@ -1151,16 +1158,23 @@ class Gateway:
     """
 
     abilities = Abilities(revive_transient=True, restart_connected=False)
+    #: What a 401 from this gateway asks the operator to check: its own settings, by name.
+    KEY_REFUSED = "the gateway refused the key; check HEALTHCHECK_GATEWAY_KEY"
 
     def __init__(self, settings: "Settings", budget_end: float):
         self.settings = settings
         self.budget_end = budget_end
-        self.http = HttpClient(settings, budget_end, self.auth_headers(settings.secret))
+        self.http = HttpClient(settings, budget_end, self.auth_headers(settings.secret),
+                               self.key_refused)
         self.display_url = self.http.display_url
 
     def auth_headers(self, key: str) -> dict[str, str]:
         """The headers that carry the key on every call."""
         return {}
+
+    def key_refused(self, answer: "Answer") -> str:
+        """Return what to check when this gateway answers 401 (nginx's basic auth aside)."""
+        return self.KEY_REFUSED
 
 
 class WrapperGateway(Gateway):
@@ -1171,8 +1185,30 @@ class WrapperGateway(Gateway):
     """
 
 
+    #: How the other gateways refuse a key, so that a wrapper setting pointed at one of them
+    #: (HEALTHCHECK_GATEWAY left unset) says so: (its name, its HEALTHCHECK_GATEWAY, the fields
+    #: of its 401 body).
+    FOREIGN_REFUSALS = (("a WAHA", "waha", {"statusCode": 401}),
+                        ("an Evolution API", "evolution", {"status": 401, "error": "Unauthorized"}))
+
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"X-Gateway-Secret": key}
+
+    def key_refused(self, answer: "Answer") -> str:
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        for name, kind, fields in self.FOREIGN_REFUSALS:
+            if isinstance(body, dict) and all(body.get(k) == v for k, v in fields.items()):
+                return (f"HEALTHCHECK_GATEWAY is wrapper: is this {name} server? It refused "
+                        f"the key the way one does, not the way the wrapper does; then set "
+                        f"HEALTHCHECK_GATEWAY={kind}, HEALTHCHECK_GATEWAY_URL and "
+                        f"HEALTHCHECK_GATEWAY_KEY")
+        hint = f"the gateway refused the secret; check {self.settings.key_setting}"
+        if self.settings.key_setting == "WPP_GATEWAY_SECRET":  # only the panel encrypts it
+            hint += " (and INFRA_SECRET_KEY if the secret is stored encrypted)"
+        return hint
 
     def list_sessions(self) -> "Listing":
         return parse_listing(self.http.list_call("GET", "/api/channels"), self.display_url)
@@ -1200,6 +1236,8 @@ class WahaGateway(Gateway):
     """
 
     abilities = Abilities(revive_transient=True, restart_connected=True)
+    KEY_REFUSED = ("WAHA refused the key; check HEALTHCHECK_GATEWAY_KEY (WAHA's WAHA_API_KEY; a "
+                   "WAHA started without one makes a key at boot and prints it in its log)")
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"X-Api-Key": key}
@@ -1286,6 +1324,8 @@ class EvolutionGateway(Gateway):
     """
 
     abilities = Abilities(revive_transient=True, restart_connected=True)
+    KEY_REFUSED = ("Evolution API refused the key; check HEALTHCHECK_GATEWAY_KEY (its global "
+                   "AUTHENTICATION_API_KEY, not an instance's token)")
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"apikey": key}
@@ -1391,6 +1431,10 @@ class WppconnectGateway(Gateway):
     """
 
     abilities = Abilities(revive_transient=False, restart_connected=True)
+    # A wrong key is a 400 on the listing; a 401 is a session's token, minted with the key.
+    KEY_REFUSED = ("the server refused the token minted for this session a moment ago (the key "
+                   "itself was accepted); check that no proxy in front of WPPConnect-Server "
+                   "drops the Authorization header, then the server's log")
 
     def __init__(self, settings: "Settings", budget_end: float):
         super().__init__(settings, budget_end)  # the key goes in paths, not in a header
@@ -1549,6 +1593,8 @@ def _describe_http_failure(answer: Answer, what: str, base: str) -> str:
         if "basic" in answer.www_authenticate.lower():
             return (f"{what}: HTTP 401 with a basic-auth challenge: something in front of /api "
                     f"(nginx basic auth) wants a password; exempt /api from basic auth")
+        if answer.key_refused:  # the gateway's own words
+            return f"{what}: HTTP 401, {answer.key_refused}"
         return (f"{what}: HTTP 401, the gateway refused the secret; check WPP_GATEWAY_SECRET "
                 f"(and INFRA_SECRET_KEY if the secret is stored encrypted)")
     if status == 403:

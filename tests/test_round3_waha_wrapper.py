@@ -169,3 +169,53 @@ def test_force_past_the_grace_alerts_as_without_it(run_check, backends, recorder
         HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook"))
     assert run.code == 1 and sim.count("revive") == 1
     assert len(recorder.requests) == 1
+
+
+# -- 7. each gateway's own 401 hint ---------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, words", [
+    ("waha", "HTTP 401, WAHA refused the key; check HEALTHCHECK_GATEWAY_KEY (WAHA's WAHA_API_KEY"),
+    ("evolution", "HTTP 401, Evolution API refused the key; check HEALTHCHECK_GATEWAY_KEY (its "
+                  "global AUTHENTICATION_API_KEY")])
+def test_refused_key_names_that_gateways_own_setting(run_check, backends, kind, words):
+    sim = backends(kind)
+    if kind == "waha":
+        sim.add_session("default", "WORKING")
+    else:
+        sim.add_instance("a", "open")
+    run = run_check(env={**settings_for(kind, sim), "HEALTHCHECK_GATEWAY_KEY": "wrong-key-0000"})
+    assert run.code == 2 and words in run.first_line, run.stdout
+    assert "INFRA_SECRET_KEY" not in run.stdout + run.log and "WPP_GATEWAY" not in run.stdout
+
+
+def test_wppconnect_refused_token_does_not_blame_the_key(run_check, backends):
+    sim = backends("wppconnect")
+    sim.add_session("a", "CONNECTED").add_session("b", "CONNECTED")
+    sim.set_fault("status", Fault("response", status=401, channel="b",
+                                  body='{"error":"Check that the Session and Token are correct"}'))
+    run = run_check(env=settings_for("wppconnect", sim))
+    assert run.code == 2, run.stdout
+    line = [line for line in run.stdout.splitlines() if "session b" in line][-1]
+    assert "HTTP 401, the server refused the token minted for this session" in line
+    assert "the key itself was accepted" in line
+    assert "refused the secret" not in run.stdout and "INFRA_SECRET_KEY" not in run.stdout
+
+
+@pytest.mark.parametrize("kind, question", [("waha", "is this a WAHA server?"),
+                                            ("evolution", "is this an Evolution API server?")])
+def test_wrapper_settings_pointed_at_another_gateway_say_so(run_check, backends, kind,
+                                                            question):
+    sim = backends(kind)
+    run = run_check(env={"WPP_GATEWAY_BASE_URL": sim.url, "WPP_GATEWAY_SECRET": KEY})
+    assert run.code == 2, run.stdout
+    assert f"HEALTHCHECK_GATEWAY is wrapper: {question}" in run.first_line
+    assert f"HEALTHCHECK_GATEWAY={kind}" in run.stdout
+    assert "INFRA_SECRET_KEY" not in run.stdout and KEY not in run.everything()
+
+
+def test_wrapper_refusing_its_own_secret_still_names_it(run_check, gateway):
+    run = run_check(env={"WPP_GATEWAY_SECRET": "wrong-secret-000"})
+    assert run.code == 2
+    assert "the gateway refused the secret; check WPP_GATEWAY_SECRET (and INFRA_SECRET_KEY" \
+        in run.first_line
+    assert "is this a" not in run.stdout
