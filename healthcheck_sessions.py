@@ -43,6 +43,7 @@ __version__ = "1.1.0"
 
 import argparse
 import dataclasses
+import fnmatch
 import json
 import os
 import queue
@@ -188,6 +189,7 @@ OUTCOME_STATES = {
     "stuck": CRITICAL,                # still starting past its grace, and no safe revive
     "silent": WARNING,                # listed as connected, but no inbound message for too long
     "failed": CRITICAL,               # the kick itself failed
+    "ignored": OK,                    # HEALTHCHECK_IGNORE_CHANNELS: never revived nor alerted
 }
 
 ENV_HELP = """\
@@ -209,6 +211,7 @@ settings (.env beside the script, or --env-file; the environment wins over the f
   HEALTHCHECK_VERIFY_TLS       true/false: check the gateway's certificate (default true)
   HEALTHCHECK_CA_BUNDLE        a CA file to trust instead of the system's
   HEALTHCHECK_EXPECTED_CHANNELS  comma-separated channels that must be listed
+  HEALTHCHECK_IGNORE_CHANNELS  channels (or shell-style patterns: test-*) never revived nor alerted
   HEALTHCHECK_STATE_FILE       incidents across runs (default healthcheck-state.json by the log)
   HEALTHCHECK_VERIFY_SECONDS   wait, then list again to check the kicks (default 30; 0 off)
   HEALTHCHECK_ALERT_AFTER      runs down in a row before a person is told (default 2)
@@ -436,6 +439,8 @@ class Settings:
     verify_tls: bool = True
     ca_bundle: Optional[Path] = None
     expected_channels: tuple[str, ...] = ()
+    #: Names or shell-style patterns (as channel_key), never revived, alerted or missed.
+    ignore_channels: tuple[str, ...] = ()
     state_file: Optional[Path] = None
     verify_seconds: float = DEFAULT_VERIFY_SECONDS
     alert_after: int = DEFAULT_ALERT_AFTER
@@ -670,6 +675,7 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
         raise HealthcheckError(f"HEALTHCHECK_CA_BUNDLE names {ca_bundle}, which is not a file: "
                                f"{source.where('HEALTHCHECK_CA_BUNDLE')}")
     expected = source.get("HEALTHCHECK_EXPECTED_CHANNELS", "")
+    ignore = source.get("HEALTHCHECK_IGNORE_CHANNELS", "")
     smtp = _load_smtp(source)
     webhook_url = source.url("HEALTHCHECK_ALERT_WEBHOOK_URL")
     ping_url = source.url("HEALTHCHECK_PING_URL")
@@ -696,6 +702,8 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
         ca_bundle=ca_bundle,
         expected_channels=tuple(name for name in
                                 (channel_key(n) for n in expected.split(",")) if name),
+        ignore_channels=tuple(name for name in
+                              (channel_key(n) for n in ignore.split(",")) if name),
         state_file=source.path("HEALTHCHECK_STATE_FILE", None),
         verify_seconds=source.seconds("HEALTHCHECK_VERIFY_SECONDS", DEFAULT_VERIFY_SECONDS,
                                       allow_zero=True),
@@ -1128,6 +1136,12 @@ def channel_path(channel_id: str) -> str:
 def channel_key(name: str) -> str:
     """Return a channel name as the panel matches it: case and spaces ignored."""
     return re.sub(r"\s+", "", name).lower()
+
+
+def is_ignored(name: str, patterns: Sequence[str]) -> bool:
+    """True when a channel matches HEALTHCHECK_IGNORE_CHANNELS (names or shell-style patterns)."""
+    key = channel_key(name)
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
 
 
 def name_settings(text: str, settings: "Settings") -> str:
@@ -1967,6 +1981,8 @@ class PlanPolicy:
     starting_grace_minutes: float = DEFAULT_STARTING_GRACE_MINUTES
     revive_transient: bool = True
     restart_silent: bool = False
+    #: HEALTHCHECK_IGNORE_CHANNELS, as channel_key patterns.
+    ignore: tuple[str, ...] = ()
 
 
 def plan_run(listing: Listing, expected: Sequence[str], incidents: dict,
@@ -1979,7 +1995,8 @@ def plan_run(listing: Listing, expected: Sequence[str], incidents: dict,
     """
     problems = list(listing.problems)
     listed = {channel_key(c.id) for c in listing.channels}
-    missing = [name for name in expected if name not in listed]
+    missing = [name for name in expected
+               if name not in listed and not is_ignored(name, policy.ignore)]
     for name in missing:
         problems.append((CRITICAL, f"expected channel {quote_untrusted(name, 80)} is missing "
                                    f"from the gateway's list: recreate it in the panel"))
@@ -1987,7 +2004,10 @@ def plan_run(listing: Listing, expected: Sequence[str], incidents: dict,
         problems.append((UNKNOWN, "the gateway lists no channels at all: it may have lost its "
                                   "sessions; set HEALTHCHECK_EXPECTED_CHANNELS to make this "
                                   "critical"))
-    return Plan([_plan_channel(c, incidents.get(c.id), silences.get(c.id), now, policy, force)
+    return Plan([ChannelPlan(c, "ignored", "in HEALTHCHECK_IGNORE_CHANNELS: never revived "
+                                           "nor alerted") if is_ignored(c.id, policy.ignore)
+                 else _plan_channel(c, incidents.get(c.id), silences.get(c.id), now, policy,
+                                    force)
                  for c in listing.channels], problems, missing)
 
 
@@ -2053,14 +2073,17 @@ class ChannelReport:
 
     @property
     def state(self) -> int:
+        if self.action == "ignored":
+            return OK
         state = OK if self.outcome is None else OUTCOME_STATES[self.outcome]
         # Whatever a revive call answered, a session that needs a person is critical.
         return max(state, CRITICAL) if self.condition == "needs_person" else state
 
     @property
     def down_now(self) -> bool:
-        """True unless the channel was connected, or came back after its kick."""
-        return not self.connected and self.verified != "reconnected"
+        """True unless the channel was connected, came back after its kick, or is ignored."""
+        return not self.connected and self.verified != "reconnected" \
+            and self.action != "ignored"
 
 
 @dataclass
@@ -2102,7 +2125,7 @@ class Report:
         With `limit`, channel lists are cut ("... and N more") so that the line fits.
         """
         parts = [self.error] if self.error else []
-        down = [c for c in self.channels if not c.connected]
+        down = [c for c in self.channels if not c.connected and c.action != "ignored"]
         if down:
             parts.append(_fit(f"{len(down)} of {len(self.channels)} channels not connected: ",
                               [f"{quote_untrusted(c.id, 60)} ({c.outcome}"
@@ -2117,7 +2140,9 @@ class Report:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
             parts.append(problems[0] + more)
         if not parts:
-            parts.append(f"{len(self.channels)} channels connected")
+            ignored = sum(c.action == "ignored" for c in self.channels)
+            parts.append(f"{len(self.channels) - ignored} channels connected"
+                         + (f", {ignored} ignored" if ignored else ""))
         return "; ".join(parts)
 
     def status_line(self) -> str:
@@ -2131,9 +2156,10 @@ class Report:
     def perfdata(self) -> str:
         """Counts for this run in the monitoring-plugin format, always all, in a fixed order."""
         kicked = [c for c in self.channels if c.outcome in KICK_OUTCOMES]
+        watched = [c for c in self.channels if c.action != "ignored"]
         counts = (("channels", len(self.channels)),
-                  ("connected", sum(c.connected for c in self.channels)),
-                  ("not_connected", sum(not c.connected for c in self.channels)),
+                  ("connected", sum(c.connected for c in watched)),
+                  ("not_connected", sum(not c.connected for c in watched)),
                   ("kicked", len(kicked)),
                   ("reconnected", sum(c.verified == "reconnected" for c in self.channels)),
                   ("qr_issued", sum(c.outcome == "qr_issued" for c in self.channels)),
@@ -2142,6 +2168,8 @@ class Report:
         fields = [f"{label}={value};;;0" for label, value in counts]
         fields.append(f"time={self.elapsed:.3f}s;;;0")
         fields.append(f"silent={sum(c.outcome == 'silent' for c in self.channels)};;;0")
+        # Appended after the others: a label's position never changes once it exists.
+        fields.append(f"ignored={len(self.channels) - len(watched)};;;0")
         return " ".join(fields)
 
     def lines(self) -> list[tuple[int, str]]:
@@ -2234,7 +2262,8 @@ def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
         return f'{{channel="{_label(quote_untrusted(c.id, MAX_CHANNEL_ID_CHARS))}"}}'
 
     family("whatsapp_session_up", "gauge", "1 when the channel is connected, else 0.",
-           [(channel(c), 0 if c.down_now else 1) for c in report.channels])
+           [(channel(c), 0 if c.down_now else 1) for c in report.channels
+            if c.action != "ignored"])
     family("whatsapp_session_status", "gauge", "The status the gateway lists for the channel.",
            [(f'{{channel="{_label(quote_untrusted(c.id, MAX_CHANNEL_ID_CHARS))}",'
              f'status="{_label(quote_untrusted(c.status or "(none)", 40))}"}}', 1)
@@ -2410,6 +2439,9 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
     listed = {ACTIVITY_KEY}
     for channel in report.channels:
         listed.add(channel.id)
+        if channel.action == "ignored":
+            close(channel.id, "is ignored now (HEALTHCHECK_IGNORE_CHANNELS); incident closed")
+            continue
         if channel.down_now:
             person = channel.condition == "needs_person"
             qr = channel.outcome in ("qr_issued", "qr_pending") or person
@@ -2686,7 +2718,7 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         starting_grace_minutes=settings.starting_grace_minutes,
         revive_transient=gateway.abilities.revive_transient,
         restart_silent=settings.silent_action == "restart"
-        and gateway.abilities.restart_connected)
+        and gateway.abilities.restart_connected, ignore=settings.ignore_channels)
     plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
                     policy, run.force)
     report.problems[:0] = [(s, name_settings(t, settings)) for s, t in plan.problems]
@@ -2715,6 +2747,8 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
             kick = Kick(waiting[entry.action], entry.detail)
         elif entry.action == "alert_silent":
             kick = Kick("silent", describe_silence(entry.silence, now))
+        elif entry.action == "ignored":
+            kick = Kick("ignored", entry.detail)
         if channel.id in asks_person:  # its status now, so the QR backoff starts from it
             channel = asks_person[channel.id]
         report.channels.append(ChannelReport(
@@ -3336,7 +3370,7 @@ class _Output:
         lines = report.lines()
         if report.state == OK:
             lines += [(OK, f"channel {quote_untrusted(c.id, 80)}: connected")
-                      for c in report.channels]
+                      for c in report.channels if c.outcome is None]
         # Nagios reads everything after the first `|` as performance data.
         texts = [report.status_line()]
         if not texts[0].startswith(lines[0][1].replace("|", "/") + " | "):

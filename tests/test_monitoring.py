@@ -44,7 +44,8 @@ def test_perfdata_follows_the_status_line_with_every_label_in_order(run_check, g
     assert list(items)[:len(LABELS)] == LABELS
     assert {k: v for k, v in items.items() if k != "time"} == {
         "channels": "3", "connected": "1", "not_connected": "2", "kicked": "2",
-        "reconnected": "1", "qr_issued": "1", "failed": "0", "missing": "1", "silent": "0"}
+        "reconnected": "1", "qr_issued": "1", "failed": "0", "missing": "1", "silent": "0",
+        "ignored": "0"}
     assert float(items["time"]) > 0
 
 

@@ -219,3 +219,47 @@ def test_wrapper_refusing_its_own_secret_still_names_it(run_check, gateway):
     assert "the gateway refused the secret; check WPP_GATEWAY_SECRET (and INFRA_SECRET_KEY" \
         in run.first_line
     assert "is this a" not in run.stdout
+
+
+# -- 8. channels stopped on purpose: HEALTHCHECK_IGNORE_CHANNELS ----------------------------------
+
+def test_ignored_sessions_are_never_revived_alerted_or_missed(run_check, backends, recorder,
+                                                              home):
+    sim = backends("waha")
+    sim.add_session("default", "WORKING").add_session("test-1", "STOPPED")
+    sim.add_session("Test -2", "SCAN_QR_CODE", on_restart="qr")
+    env = settings_for("waha", sim, HEALTHCHECK_IGNORE_CHANNELS="TEST-*, archive",
+                       HEALTHCHECK_EXPECTED_CHANNELS="default,archive",
+                       HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook",
+                       HEALTHCHECK_ALERT_AFTER="1")
+    for _ in range(2):
+        run = run_check("--json", env=env)
+        report = json.loads(run.stdout)
+        assert report["exit_code"] == 0 and not report["problems"], run.stdout
+        channels = channels_of(run)
+        for name in ("test-1", "Test -2"):
+            assert (channels[name]["action"], channels[name]["outcome"]) == \
+                ("ignored", "ignored")
+            assert channels[name]["incident"] is None
+    assert sim.count("revive") == 0 and sim.count("start") == 0
+    assert recorder.requests == []
+    assert state_of(home)["incidents"] == {}
+    text = run_check("--verbose", env=env)
+    assert text.code == 0 and "OK - 1 channels connected, 2 ignored" in text.first_line
+    assert "test-1: status STOPPED, ignored" in text.stdout
+    items = text.perfdata.split()
+    assert [i.split("=")[0] for i in items][-3:] == ["time", "silent", "ignored"]
+    counts = dict(i.split(";")[0].split("=") for i in items)
+    assert (counts["channels"], counts["connected"], counts["not_connected"],
+            counts["ignored"], counts["missing"]) == ("3", "1", "0", "2", "0")
+
+
+def test_a_channel_ignored_while_down_closes_its_incident(run_check, gateway, home, recorder):
+    gateway.add_channel("imobsites", "disconnected", "stay_down")
+    env = {"HEALTHCHECK_ALERT_AFTER": "1", "HEALTHCHECK_ALERT_WEBHOOK_URL": recorder.url + "/h"}
+    assert run_check(env=env).code == 1
+    assert "imobsites" in state_of(home)["incidents"] and len(recorder.requests) == 1
+    run = run_check(env={**env, "HEALTHCHECK_IGNORE_CHANNELS": "imob*"})
+    assert run.code == 0 and gateway.count("qr") == 1, run.stdout
+    assert state_of(home)["incidents"] == {}
+    assert "is ignored now (HEALTHCHECK_IGNORE_CHANNELS); incident closed" in run.log
