@@ -112,6 +112,11 @@ STATE_VERSION = 1
 DEFAULT_QR_RETRY_HOURS = 6.0
 #: A session that is starting or reconnecting is left to the gateway's own recovery this long.
 DEFAULT_STARTING_GRACE_MINUTES = 10.0
+#: A channel whose drops were each repaired is flapping after this many within FLAP_WINDOW:
+#: one alert, a reminder at most once a FLAP_WINDOW while it goes on, resolved after a
+#: FLAP_WINDOW without a drop.
+DEFAULT_FLAP_DROPS = 4
+FLAP_WINDOW = timedelta(hours=24)
 
 #: A connected channel with no inbound message for this long is silent, whatever its history.
 DEFAULT_SILENT_HOURS = 72.0
@@ -229,6 +234,8 @@ settings (.env beside the script, or --env-file; the environment wins over the f
   HEALTHCHECK_PING_URL         dead man's switch: <url>/start, <url>, <url>/fail
   HEALTHCHECK_METRICS_FILE     Prometheus metrics, rewritten every run (node_exporter textfile)
   HEALTHCHECK_QR_RETRY_HOURS   after a QR, kick on runs 2, 4, 8... then this often (default 6)
+  HEALTHCHECK_FLAP_DROPS       repaired drops within 24 h that make a channel flapping (default 4;
+                               0 off): one alert, a daily reminder, resolved after 24 h calm
   HEALTHCHECK_ACTIVITY_DB      database of inbound messages (sqlite:///..., mysql+pymysql://...,
                                postgresql+psycopg://...) or `panel` (the panel's DB_* settings)
   HEALTHCHECK_ACTIVITY_QUERY   SQL returning (channel, received_at) rows after :since
@@ -455,6 +462,7 @@ class Settings:
     #: The settings file holds the secret and others than its owner may read it.
     env_file_exposed: bool = False
     qr_retry_hours: float = DEFAULT_QR_RETRY_HOURS
+    flap_drops: int = DEFAULT_FLAP_DROPS
     activity: Optional["ActivitySettings"] = None
     metrics_file: Optional[Path] = None
     #: Which gateway, and the names of the settings that hold its address and key.
@@ -724,6 +732,7 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
         silent_action=silent_action,
         qr_retry_hours=source.seconds("HEALTHCHECK_QR_RETRY_HOURS", DEFAULT_QR_RETRY_HOURS,
                                       unit="hours", high=24 * 365),
+        flap_drops=source.count("HEALTHCHECK_FLAP_DROPS", DEFAULT_FLAP_DROPS, 0, 100),
         activity=activity,
         metrics_file=source.path("HEALTHCHECK_METRICS_FILE", None),
     )
@@ -2048,6 +2057,10 @@ def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[
     return ChannelPlan(channel, "kick" if due else "wait_qr", why)
 
 
+#: What a person checks for a channel that keeps dropping and coming back.
+FLAP_ADVICE = ("the phone behind it (its network, a battery saver, WhatsApp open elsewhere) "
+               "and the gateway's log around the drops")
+
 #: What a person does with a session a gateway keeps starting (WPPConnect's INITIALIZING).
 STUCK_ADVICE = ("restart the gateway server process (its sessions start again from their "
                 "stored logins) or end that session's browser on the server; the watchdog "
@@ -2492,6 +2505,86 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
     return incidents, items, notes
 
 
+def repaired_drops(previous: dict, report: Report, now: datetime) -> dict[str, str]:
+    """Return the channels whose drop was repaired in this run, each with when the drop began.
+
+    Pure. A drop is repaired when a channel that was down (not waiting for a person, not
+    silent) is connected again: back after this run's revive, or its incident ends now.
+    """
+    stamp = now.isoformat(timespec="seconds")
+    drops = {}
+    for channel in report.channels:
+        incident = previous.get(channel.id)
+        incident = incident if isinstance(incident, dict) else None
+        if channel.action == "ignored" or (incident or {}).get("reason", "down") not in (
+                "down", "stuck"):
+            continue
+        if channel.verified == "reconnected" or (channel.connected and incident is not None):
+            began = (incident or {}).get("since")
+            drops[channel.id] = began if _parse_time(began) else stamp
+    return drops
+
+
+def plan_flaps(previous: dict, drops: dict[str, str], now: datetime,
+               threshold: int) -> tuple[dict, list[dict], list[tuple[int, str]]]:
+    """Return the drop history to keep, the flapping alerts due now and the lines to log.
+
+    Pure. Each channel keeps when its last `threshold` repaired drops began (so the state stays
+    small), a count and the first of them; `threshold` drops within FLAP_WINDOW make it
+    flapping: one alert, a reminder at most once a FLAP_WINDOW while the drops go on, and a
+    resolved message after a FLAP_WINDOW without one. A channel that is not flapping and has
+    had no drop for a FLAP_WINDOW is forgotten.
+    """
+    if threshold <= 0:
+        return {}, [], []
+    stamp = now.isoformat(timespec="seconds")
+    flaps: dict[str, dict] = {}
+    items: list[dict] = []
+    notes: list[tuple[int, str]] = []
+    previous = previous if isinstance(previous, dict) else {}
+    for key in sorted(set(previous) | set(drops)):
+        entry = previous.get(key) if isinstance(previous.get(key), dict) else {}
+        kept = entry.get("drops") if isinstance(entry.get("drops"), list) else []
+        times = {t for t in kept if _parse_time(t) is not None}
+        count = _count(entry.get("count"))
+        if key in drops and drops[key] not in times:
+            times.add(drops[key])
+            count += 1
+        ordered = sorted(times, key=_parse_time)[-threshold:]
+        if not ordered:
+            continue
+        recent = [t for t in ordered if now - _parse_time(t) < FLAP_WINDOW]
+        first = entry.get("first") if _parse_time(entry.get("first")) else ordered[0]
+        new = {"drops": ordered, "count": max(count, len(ordered)), "first": first}
+        item = {"subject": "channel", "id": key, "reason": "flapping", "since": first,
+                "drops": new["count"], "last_drop_at": ordered[-1]}
+        alerted = _parse_time(entry.get("alerted_at"))
+        if alerted is not None:
+            if not recent:
+                items.append({"kind": "resolved", **item})
+                notes.append((OK, f"channel {quote_untrusted(key, 80)} stopped dropping: no "
+                                  f"drop since {ordered[-1]} ({_plural(new['count'], 'drop')} "
+                                  f"since {first})"))
+                continue
+            last_alert = _parse_time(entry.get("last_alert_at")) or alerted
+            new.update(alerted_at=entry["alerted_at"],
+                       last_alert_at=last_alert.isoformat(timespec="seconds"))
+            if now - last_alert >= FLAP_WINDOW:
+                items.append({"kind": "reminder", **item})
+                new["last_alert_at"] = stamp
+        elif len(recent) >= threshold:
+            items.append({"kind": "alert", **item})
+            new.update(alerted_at=stamp, last_alert_at=stamp)
+        elif not recent:
+            continue
+        flaps[key] = new
+    if len(flaps) > MAX_INCIDENTS:  # a flood of new ids must not push out the alerted ones
+        keep = sorted(flaps, key=lambda k: (not flaps[k].get("alerted_at"),
+                                            flaps[k]["drops"][-1]))[:MAX_INCIDENTS]
+        flaps = {k: flaps[k] for k in sorted(keep)}
+    return flaps, items, notes
+
+
 def count_unfinished_run(incidents: dict, unfinished: str, now: datetime) -> tuple[dict, str]:
     """Return the incidents with a killed run counted as a failed run of the gateway, and why.
 
@@ -2546,6 +2639,13 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
             return (f"the activity source keeps failing, so silent channels cannot be seen "
                     f"({counts}): {item.get('reason')}")
         name = quote_untrusted(item["id"], 80)
+        if item.get("reason") == "flapping":
+            if item["kind"] == "resolved":
+                return (f"{name}: no drop for 24 h, it stopped dropping "
+                        f"({_plural(_count(item.get('drops')), 'drop')} since {since})")
+            return (f"{name}: keeps dropping: {_count(item.get('drops'))} times since {since}, "
+                    f"last at {item.get('last_drop_at') or '?'}; each drop was repaired, but "
+                    f"something keeps cutting it: {FLAP_ADVICE}")
         if item["kind"] == "resolved":
             return f"{name}: {item.get('how')} (was down {item.get('lasted')}, " \
                    f"{_plural(_count(item.get('kicks')), 'kick')})"
@@ -2569,7 +2669,8 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
 
     open_items = [i for i in items if i["kind"] != "resolved"]
     resolved = [i for i in items if i["kind"] == "resolved"]
-    level = STATE_NAMES[state] if open_items else "RESOLVED"
+    # An open item is at least a warning, also in a run that is OK (a flapping channel).
+    level = STATE_NAMES[max(state, WARNING)] if open_items else "RESOLVED"
     total = len(items)
     # Bounded whatever the gateway sends: at most MAX_ALERT_ITEMS described, 64 KB in all.
     open_items, resolved = open_items[:MAX_ALERT_ITEMS], resolved[:MAX_ALERT_ITEMS // 4]
@@ -3603,6 +3704,11 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
     policy = AlertPolicy(settings.alert_after, settings.alert_repeat_hours)
     incidents, items, incident_notes = plan_incidents(state["incidents"], report, now, policy)
     report.notes.extend(incident_notes)
+    flaps, flap_items, flap_notes = plan_flaps(
+        state.get("flaps"), repaired_drops(state["incidents"], report, now), now,
+        settings.flap_drops)
+    items += flap_items
+    report.notes.extend(flap_notes)
     report.incidents = {key: {k: incident.get(k) for k in ("since", "runs_down", "kicks",
                                                           "last_outcome", "alerted_at")}
                         for key, incident in incidents.items()}
@@ -3625,6 +3731,8 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
                      "warned": [_digest(text) for text in warnings]}
         if activity is not None:
             new_state["activity"] = activity
+        if flaps:
+            new_state["flaps"] = flaps
         save_state(settings.state_path, new_state, settings.redact)
     except OSError as exc:
         report.problems.append((UNKNOWN, f"cannot write the state file {settings.state_path} "

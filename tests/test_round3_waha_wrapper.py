@@ -263,3 +263,104 @@ def test_a_channel_ignored_while_down_closes_its_incident(run_check, gateway, ho
     assert run.code == 0 and gateway.count("qr") == 1, run.stdout
     assert state_of(home)["incidents"] == {}
     assert "is ignored now (HEALTHCHECK_IGNORE_CHANNELS); incident closed" in run.log
+
+
+# -- 10. a channel that keeps dropping ------------------------------------------------------------
+
+def age_state(home, hours: float) -> None:
+    """Make every time in the state `hours` older: drives the clock through the state."""
+    path = home / "logs" / "healthcheck-state.json"
+    state = json.loads(path.read_text())
+
+    def older(value):
+        then = datetime.fromisoformat(value) - timedelta(hours=hours)
+        return then.isoformat(timespec="seconds")
+
+    for entry in list(state["incidents"].values()) + list(state.get("flaps", {}).values()):
+        for key in ("since", "status_since", "alerted_at", "last_alert_at", "last_kick_at",
+                    "first"):
+            if entry.get(key):
+                entry[key] = older(entry[key])
+        if "drops" in entry:
+            entry["drops"] = [older(t) for t in entry["drops"]]
+    path.write_text(json.dumps(state))
+
+
+def flap_alerts(recorder) -> list[dict]:
+    return [i for body in recorder.json_bodies() for i in body["items"]
+            if i.get("reason") == "flapping"]
+
+
+def test_channel_repaired_by_each_kick_but_dropping_again_and_again_is_told_once(
+        run_check, gateway, home, recorder):
+    env = {"HEALTHCHECK_VERIFY_SECONDS": "0.1",
+           "HEALTHCHECK_ALERT_WEBHOOK_URL": recorder.url + "/hook"}
+
+    def drop_and_run():
+        gateway.channels["imobsites"] = {"status": "disconnected", "on_kick": "reconnect"}
+        run = run_check(env=env)
+        assert run.code == 1 and "reconnected" in run.stdout, run.stdout
+        age_state(home, 0.5)  # the next run comes half an hour later
+
+    for _ in range(3):
+        drop_and_run()
+    assert recorder.requests == []  # three drops: silent, as today
+    drop_and_run()
+    [alert] = recorder.json_bodies()
+    assert alert["state"] == "WARNING"
+    assert "imobsites: keeps dropping: 4 times since " in alert["text"]
+    assert ", last at " in alert["text"]
+    assert state_of(home)["flaps"]["imobsites"]["count"] == 4
+    for _ in range(6):  # it goes on: no second alert within the day
+        drop_and_run()
+    assert len(recorder.requests) == 1
+    assert len(state_of(home)["flaps"]["imobsites"]["drops"]) <= 4  # bounded
+    age_state(home, 20)  # a day after the alert, and it still drops: one reminder
+    drop_and_run()
+    drop_and_run()
+    assert [i["kind"] for i in flap_alerts(recorder)] == ["alert", "reminder"]
+    assert "keeps dropping: 12 times since" in recorder.json_bodies()[-1]["text"]
+    age_state(home, 25)  # a day without a drop
+    run = run_check(env=env)
+    assert run.code == 0
+    assert [i["kind"] for i in flap_alerts(recorder)] == ["alert", "reminder", "resolved"]
+    assert recorder.json_bodies()[-1]["state"] == "RESOLVED"
+    assert "imobsites: no drop for 24 h, it stopped dropping" in recorder.json_bodies()[-1]["text"]
+    assert "stopped dropping" in run.log
+    assert "flaps" not in state_of(home)
+
+
+def test_drops_repaired_on_the_next_run_count_too(run_check, gateway, home, recorder):
+    env = {"HEALTHCHECK_VERIFY_SECONDS": "0", "HEALTHCHECK_FLAP_DROPS": "3",
+           "HEALTHCHECK_ALERT_WEBHOOK_URL": recorder.url + "/hook"}
+    for _ in range(3):
+        gateway.channels["imobsites"] = {"status": "disconnected", "on_kick": "reconnect"}
+        assert run_check(env=env).code == 1  # kicked; seen back on the next run
+        age_state(home, 0.25)
+        assert run_check(env=env).code == 0
+        age_state(home, 0.25)
+    [item] = flap_alerts(recorder)
+    assert item["kind"] == "alert" and item["drops"] == 3 and item["id"] == "imobsites"
+
+
+def test_drops_spread_over_more_than_a_day_stay_silent(run_check, gateway, home, recorder):
+    env = {"HEALTHCHECK_VERIFY_SECONDS": "0.1",
+           "HEALTHCHECK_ALERT_WEBHOOK_URL": recorder.url + "/hook"}
+    for _ in range(6):
+        gateway.channels["imobsites"] = {"status": "disconnected", "on_kick": "reconnect"}
+        assert run_check(env=env).code == 1
+        age_state(home, 9)  # three drops a day at most
+    assert recorder.requests == []
+    assert len(state_of(home)["flaps"]["imobsites"]["drops"]) <= 4
+
+
+def test_flap_state_is_bounded_and_pure():
+    start = datetime.fromisoformat("2026-10-01T00:00:00+00:00")
+    flaps, items = {}, []
+    for n in range(60):
+        now = start + timedelta(minutes=30 * n)
+        flaps, due, _ = hs.plan_flaps(flaps, {"a": now.isoformat()}, now, 4)
+        items += due
+    assert len(flaps["a"]["drops"]) == 4 and flaps["a"]["count"] == 60
+    assert [i["kind"] for i in items] == ["alert", "reminder"]
+    assert hs.plan_flaps(flaps, {}, now, 0) == ({}, [], [])
