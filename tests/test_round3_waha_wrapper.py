@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 
 import pytest
 from backend_simulators import SIMULATORS
-from conftest import SECRET
 from gateway_simulator import Fault
 
 import healthcheck_sessions as hs
@@ -89,7 +88,7 @@ def test_waha_login_lost_shows_after_the_restart_and_is_alerted_at_once(run_chec
     [alert] = recorder.json_bodies()
     assert alert["items"][0]["reason"] == "qr" and "scan a new QR" in alert["text"]
     assert sim.count("revive") == 1
-    # The next run backs off from the QR it now knows of: no restart on run 2's schedule miss.
+    # The incident holds the status after the restart, so the QR backoff starts from it.
     assert state_of(home)["incidents"]["default"]["last_status"] == "SCAN_QR_CODE"
 
 
