@@ -1928,7 +1928,7 @@ class ChannelPlan:
     """What this run does with one listed channel, decided before any call is made."""
 
     channel: Channel
-    action: str  # none | kick | wait_qr | alert_silent
+    action: str  # none | kick | restart_silent | alert_silent | wait_qr | wait_grace | ...
     detail: str = ""
     silence: Optional[Silence] = None
     #: Revived (--force) while still inside its starting grace: reported, not yet alerted.
@@ -2079,7 +2079,7 @@ class ChannelReport:
     verified: Optional[str] = None  # reconnected | still_down, when the kick was checked
     silence: Optional[Silence] = None
     #: What the plan said: none | kick | restart_silent | alert_silent | wait_qr | wait_grace |
-    #: alert_stuck.
+    #: alert_stuck | ignored.
     action: str = "none"
     condition: str = ""  # connected | transient | needs_person | stopped
     in_grace: bool = False  # kicked by --force inside its starting grace
