@@ -2479,12 +2479,14 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
     # Bounded whatever the gateway sends: at most MAX_ALERT_ITEMS described, 64 KB in all.
     open_items, resolved = open_items[:MAX_ALERT_ITEMS], resolved[:MAX_ALERT_ITEMS // 4]
     while True:
-        lines = [f"WhatsApp sessions {level} on {host}:"]
-        lines += [f"- {describe(i)}{' (reminder)' if i['kind'] == 'reminder' else ''}"
+        # The line breaks are the message's own layout; everything put into a line is cleaned
+        # there, so no id, status or reason can break a line and forge another one.
+        lines = [f"WhatsApp sessions {level} on {clean_text(host)}:"]
+        lines += [f"- {clean_text(describe(i))}{' (reminder)' if i['kind'] == 'reminder' else ''}"
                   for i in open_items]
         if resolved:
             lines.append("Resolved:")
-            lines += [f"- {describe(i)}" for i in resolved]
+            lines += [f"- {clean_text(describe(i))}" for i in resolved]
         shown = open_items + resolved
         if len(shown) < total:
             lines.append(f"... and {total - len(shown)} more (see the log)")
@@ -3090,8 +3092,10 @@ def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[di
     waiting = [dict(p) for p in pending if isinstance(p, dict) and isinstance(
         p.get("message"), dict) and isinstance(p["message"].get("text"), str)]
     if message is not None:
-        waiting.append({"message": _redact_tree(message, settings.redact),
-                       "destinations": settings.alert_destinations, "attempts": 0})
+        waiting.append({"message": message, "destinations": settings.alert_destinations,
+                        "attempts": 0})
+    for entry in waiting:  # the kept ones too: a hand-edited state file is read as it is
+        entry["message"] = _clean_alert(entry["message"], settings.redact)
     configured = set(settings.alert_destinations)
     still_pending = []
     for entry in waiting:
@@ -3137,6 +3141,17 @@ def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[di
                                       f"destinations"))
         still_pending = still_pending[dropped:]
     return still_pending
+
+
+def _clean_alert(message: dict, redact: Redactor) -> dict:
+    """Return the alert cleaned and redacted like any output, its text line by line.
+
+    compose_alert cleans each line it writes; this keeps the line breaks between them and
+    cleans whatever else a kept alert from the state file carries.
+    """
+    text = redact(message["text"])
+    return dict(_redact_tree(message, redact),
+                text="\n".join(clean_text(line) for line in text.split("\n")))
 
 
 def ping_target(base: str, suffix: str, rid: str) -> str:
