@@ -503,7 +503,10 @@ class SmtpSettings:
     password: Optional[str] = field(repr=False)
     sender: str
     recipients: tuple[str, ...]
-    starttls: bool
+    #: "starttls" (upgrade a plain connection), "ssl" (TLS from the first byte, port 465) or "off".
+    tls: str = "starttls"
+    #: The CA file that signed the SMTP server's certificate, instead of the system's.
+    ca_bundle: Optional[Path] = None
 
 
 class _EnvSource:
@@ -812,16 +815,48 @@ def _load_smtp(source: _EnvSource) -> Optional[SmtpSettings]:
     recipients = tuple(a.strip() for a in source.required(
         "HEALTHCHECK_SMTP_TO", "who gets the alert e-mails, comma-separated").split(",")
         if a.strip())
-    starttls = source.flag("HEALTHCHECK_SMTP_STARTTLS", True)
+    tls = _smtp_tls_mode(source)
+    port = source.count("HEALTHCHECK_SMTP_PORT", SMTP_DEFAULT_PORTS[tls or "starttls"], 1, 65535)
+    ca_bundle = source.path("HEALTHCHECK_SMTP_CA_BUNDLE", None)
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise HealthcheckError(f"HEALTHCHECK_SMTP_CA_BUNDLE names {ca_bundle}, which is not a "
+                               f"file: {source.where('HEALTHCHECK_SMTP_CA_BUNDLE')}")
     return SmtpSettings(
         host=host,
-        port=source.count("HEALTHCHECK_SMTP_PORT", 587 if starttls else 25, 1, 65535),
+        port=port,
         user=source.get("HEALTHCHECK_SMTP_USER"),
         password=source.get("HEALTHCHECK_SMTP_PASSWORD"),
         sender=source.get("HEALTHCHECK_SMTP_FROM") or f"healthcheck-sessions@{_hostname()}",
         recipients=recipients,
-        starttls=starttls,
+        # Port 465 is implicit TLS (RFC 8314): a plain SMTP greeting is never sent there.
+        tls=tls or ("ssl" if port == 465 else "starttls"),
+        ca_bundle=ca_bundle,
     )
+
+
+#: The usual port of each HEALTHCHECK_SMTP_TLS mode (RFC 8314: 465 implicit TLS, 587 submission).
+SMTP_DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "off": 25}
+
+
+def _smtp_tls_mode(source: _EnvSource) -> Optional[str]:
+    """Return the SMTP TLS mode the settings ask for, None to choose it from the port.
+
+    HEALTHCHECK_SMTP_STARTTLS, the older setting, is read as an alias: false is "off", true
+    lets the port choose, so port 465 gets the implicit TLS it needs.
+    """
+    mode = source.get("HEALTHCHECK_SMTP_TLS")
+    older = source.get("HEALTHCHECK_SMTP_STARTTLS")
+    if mode is not None and older is not None:
+        raise HealthcheckError(f"HEALTHCHECK_SMTP_TLS and HEALTHCHECK_SMTP_STARTTLS are both set: "
+                               f"keep only HEALTHCHECK_SMTP_TLS (starttls, ssl or off): "
+                               f"{source.where('HEALTHCHECK_SMTP_STARTTLS')}")
+    if mode is None:
+        return None if source.flag("HEALTHCHECK_SMTP_STARTTLS", True) else "off"
+    if mode.lower() not in SMTP_DEFAULT_PORTS:
+        raise HealthcheckError(f"HEALTHCHECK_SMTP_TLS must be starttls, ssl or off, got "
+                               f"{quote_untrusted(mode, 40)!r}: "
+                               f"{source.where('HEALTHCHECK_SMTP_TLS')}")
+    return mode.lower()
 
 
 def _hostname() -> str:
@@ -3014,13 +3049,58 @@ def write_metrics(path: Path, text: str) -> None:
     replace_own_file(path, text, mode=0o644)
 
 
+def webhook_kind(url: str) -> str:
+    """Return which renderer shows the webhook's text: "slack", "googlechat" or "markdown".
+
+    Slack's incoming webhooks live under /services/ (hooks.slack.com), Google Chat's on
+    chat.googleapis.com; Mattermost and Rocket.Chat (/hooks/...) and any other receiver get
+    "markdown", whose escaping is the strictest.
+    """
+    parts = urlsplit(url)
+    if parts.hostname == "hooks.slack.com" or parts.path.startswith("/services/"):
+        return "slack"
+    if parts.hostname == "chat.googleapis.com":
+        return "googlechat"
+    return "markdown"
+
+
+#: Markdown punctuation that starts emphasis, code, links, images, headings or tables in
+#: Mattermost and Rocket.Chat; a backslash before it shows it as it is.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_~\[\]#|])")
+#: A list marker (-, +, 1., 1)) at the start of an item's text would nest a list in the bullet.
+_LIST_MARKER = re.compile(r"^(\d*)([-+.)])")
+
+
+def webhook_text(text: str, kind: str) -> str:
+    """Return the alert text escaped so that the webhook's renderer shows it as plain text.
+
+    &, < and > are written as entities for every kind: Slack and Google Chat read <...> as
+    links and mentions (<!channel>), and Mattermost turns <!channel> into @channel before
+    rendering. For Markdown renderers, each line's text is escaped too, after the line's own
+    "- " bullet; a mention (@channel, @all, @here, @name) or a ~channel link gets a zero-width
+    space after its @ or ~, because Mattermost finds mentions in the text that a backslash
+    escape leaves.
+    """
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if kind != "markdown":
+        return text
+    lines = []
+    for line in text.split("\n"):
+        bullet, body = ("- ", line[2:]) if line.startswith("- ") else ("", line)
+        body = _MARKDOWN_PUNCTUATION.sub(r"\\\1", body)
+        body = _LIST_MARKER.sub(r"\1\\\2", body)
+        lines.append(bullet + re.sub(r"([@~])", "\\1\u200b", body))
+    return "\n".join(lines)
+
+
 def send_webhook(settings: Settings, message: dict, limit: float) -> None:
     """POST the alert as JSON with a `text` field (Slack, Mattermost, Rocket.Chat, Google Chat)."""
+    kind = webhook_kind(settings.webhook_url)
+    payload = dict(message, text=webhook_text(message["text"], kind))
+    if kind == "slack":
+        payload["mrkdwn"] = False  # *bold*, _italic_, ~strike~ and `code` stay as typed
     try:
-        # Slack and Mattermost read <...> as links and mentions (<!channel>): a channel id
-        # must not become one. Their rule: escape &, < and > in "text".
-        text = message["text"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        response = requests.post(settings.webhook_url, json=dict(message, text=text),
+        response = requests.post(settings.webhook_url, json=payload,
                                  allow_redirects=False, timeout=(limit, limit),
                                  stream=True)  # the answer is never read, so never inflated
         response.close()
@@ -3042,16 +3122,44 @@ def send_email(settings: Settings, message: dict, limit: float) -> None:
     mail["From"] = smtp.sender
     mail["To"] = ", ".join(smtp.recipients)
     mail.set_content(message["text"] + "\n")
+    # Certificates are checked in both TLS modes, against the system's CAs or the one given.
+    context = (ssl.create_default_context(cafile=str(smtp.ca_bundle) if smtp.ca_bundle else None)
+               if smtp.tls != "off" else None)
     try:
-        with smtplib.SMTP(smtp.host, smtp.port, timeout=limit) as server:
-            if smtp.starttls:
-                server.starttls(context=ssl.create_default_context())
+        if smtp.tls == "ssl":
+            connection = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=limit, context=context)
+        else:
+            connection = smtplib.SMTP(smtp.host, smtp.port, timeout=limit)
+        with connection as server:
+            if smtp.tls == "starttls":
+                server.starttls(context=context)
             if smtp.user:
                 server.login(smtp.user, smtp.password or "")
             server.send_message(mail)
+    except ssl.SSLCertVerificationError as exc:
+        raise HealthcheckError(f"SMTP {smtp.host}:{smtp.port}: the server's certificate is not "
+                               f"trusted ({quote_untrusted(exc.verify_message or str(exc), 80)}): "
+                               f"point HEALTHCHECK_SMTP_CA_BUNDLE at the CA that signed it"
+                               ) from None
     except (OSError, smtplib.SMTPException) as exc:  # SMTPException is an OSError since 3.4
         raise HealthcheckError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__} "
-                               f"{quote_untrusted(str(exc), 120)}") from None
+                               f"{quote_untrusted(str(exc), 120)}{_smtp_hint(smtp, exc)}"
+                               ) from None
+
+
+def _smtp_hint(smtp: SmtpSettings, exc: BaseException) -> str:
+    """Return what to check when a failure looks like a TLS mode that does not fit the port."""
+    import smtplib
+    import socket
+    import ssl
+    if smtp.tls != "ssl" and isinstance(exc, (socket.timeout, smtplib.SMTPServerDisconnected)):
+        # An implicit-TLS server waits for a TLS hello and never sends the SMTP greeting.
+        return ("; if the server wants TLS from the first byte (port 465), set "
+                "HEALTHCHECK_SMTP_TLS=ssl")
+    if smtp.tls == "ssl" and isinstance(exc, ssl.SSLError):
+        return ("; if the server starts in plain text (ports 587, 25), set "
+                "HEALTHCHECK_SMTP_TLS=starttls")
+    return ""
 
 
 def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
@@ -3395,10 +3503,9 @@ def setup_warnings(settings: Settings) -> list[str]:
         warnings.append("WPP_GATEWAY_BASE_URL is http://: the gateway secret crosses the "
                         "network in clear on every run; use the gateway's https:// address")
     smtp = settings.smtp
-    if smtp and smtp.password and not smtp.starttls and smtp.port != 465 \
-            and not _is_loopback(smtp.host):
-        warnings.append("HEALTHCHECK_SMTP_STARTTLS is off: the SMTP password crosses the network "
-                        "in clear; turn STARTTLS on")
+    if smtp and smtp.password and smtp.tls == "off" and not _is_loopback(smtp.host):
+        warnings.append("HEALTHCHECK_SMTP_TLS is off: the SMTP password crosses the network "
+                        "in clear; set HEALTHCHECK_SMTP_TLS=starttls (ssl on port 465)")
     return warnings
 
 
