@@ -208,14 +208,18 @@ settings (.env beside the script, or --env-file; the environment wins over the f
   HEALTHCHECK_ALERT_AFTER      runs down in a row before a person is told (default 2)
   HEALTHCHECK_ALERT_REPEAT_HOURS  reminder interval while an incident lasts (default 6)
   HEALTHCHECK_ALERT_TIMEOUT    seconds for each alert delivery and ping (default 10)
-  HEALTHCHECK_ALERT_WEBHOOK_URL  POST alerts as JSON with a "text" field (Slack, Mattermost...)
+  HEALTHCHECK_ALERT_WEBHOOK_URL  POST alerts as JSON with a "text" field (Slack, Mattermost...),
+                               escaped for the renderer its URL names
   HEALTHCHECK_SMTP_HOST        alerts by e-mail through this SMTP server
-  HEALTHCHECK_SMTP_PORT        its port (default 587 with STARTTLS, 25 without)
+  HEALTHCHECK_SMTP_PORT        its port (default 465 with ssl, 587 with starttls, 25 with off)
   HEALTHCHECK_SMTP_USER        login, if the server wants one
   HEALTHCHECK_SMTP_PASSWORD    password for that login
   HEALTHCHECK_SMTP_FROM        sender address
   HEALTHCHECK_SMTP_TO          comma-separated recipients
-  HEALTHCHECK_SMTP_STARTTLS    true/false (default true)
+  HEALTHCHECK_SMTP_TLS         starttls, ssl (implicit TLS) or off (default ssl on port 465,
+                               else starttls); certificates are always checked
+  HEALTHCHECK_SMTP_STARTTLS    older alias: false is HEALTHCHECK_SMTP_TLS=off
+  HEALTHCHECK_SMTP_CA_BUNDLE   a CA file that signed the SMTP server's certificate
   HEALTHCHECK_ALERT_COMMAND    a command that gets each alert as JSON on stdin
   HEALTHCHECK_PING_URL         dead man's switch: <url>/start, <url>, <url>/fail
   HEALTHCHECK_METRICS_FILE     Prometheus metrics, rewritten every run (node_exporter textfile)

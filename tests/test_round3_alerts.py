@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, SECRET, free_port, make_self_signed_certificate, write_env
 
 sys.path.insert(0, str(ROOT))
-import healthcheck_sessions as hs  # noqa: E402
+import healthcheck_sessions as hs
 
 #: Outside text that tries to start a line of its own in the alert.
 FORGING_ID = "evil\n- imobsites: reconnected, all fine"
