@@ -187,6 +187,16 @@ def test_plain_smtp_against_implicit_tls_says_which_mode_to_set(run_check, gatew
     assert "set HEALTHCHECK_SMTP_TLS=ssl" in line
 
 
+def test_implicit_tls_against_a_plain_server_says_which_mode_to_set(run_check, gateway,
+                                                                     smtp_server):
+    server = smtp_server()
+    gateway.add_channel("vendas", "disconnected", "qr")
+    run = run_check(env=mail_settings(server, HEALTHCHECK_SMTP_TLS="ssl"))
+    assert run.code == 2, run.stdout
+    [line] = [line for line in run.log.splitlines() if "alert delivery to email failed" in line]
+    assert "set HEALTHCHECK_SMTP_TLS=starttls" in line
+
+
 def smtp_of(tmp_path, **values: str):
     env_file = tmp_path / "smtp.env"
     write_env(env_file, {"WPP_GATEWAY_BASE_URL": "https://gw.example.com",
