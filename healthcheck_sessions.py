@@ -222,14 +222,18 @@ settings (.env beside the script, or --env-file; the environment wins over the f
   HEALTHCHECK_ALERT_AFTER      runs down in a row before a person is told (default 2)
   HEALTHCHECK_ALERT_REPEAT_HOURS  reminder interval while an incident lasts (default 6)
   HEALTHCHECK_ALERT_TIMEOUT    seconds for each alert delivery and ping (default 10)
-  HEALTHCHECK_ALERT_WEBHOOK_URL  POST alerts as JSON with a "text" field (Slack, Mattermost...)
+  HEALTHCHECK_ALERT_WEBHOOK_URL  POST alerts as JSON with a "text" field (Slack, Mattermost...),
+                               escaped for the renderer its URL names
   HEALTHCHECK_SMTP_HOST        alerts by e-mail through this SMTP server
-  HEALTHCHECK_SMTP_PORT        its port (default 587 with STARTTLS, 25 without)
+  HEALTHCHECK_SMTP_PORT        its port (default 465 with ssl, 587 with starttls, 25 with off)
   HEALTHCHECK_SMTP_USER        login, if the server wants one
   HEALTHCHECK_SMTP_PASSWORD    password for that login
   HEALTHCHECK_SMTP_FROM        sender address
   HEALTHCHECK_SMTP_TO          comma-separated recipients
-  HEALTHCHECK_SMTP_STARTTLS    true/false (default true)
+  HEALTHCHECK_SMTP_TLS         starttls, ssl (implicit TLS) or off (default ssl on port 465,
+                               else starttls); certificates are always checked
+  HEALTHCHECK_SMTP_STARTTLS    older alias: false is HEALTHCHECK_SMTP_TLS=off
+  HEALTHCHECK_SMTP_CA_BUNDLE   a CA file that signed the SMTP server's certificate
   HEALTHCHECK_ALERT_COMMAND    a command that gets each alert as JSON on stdin
   HEALTHCHECK_PING_URL         dead man's switch: <url>/start, <url>, <url>/fail
   HEALTHCHECK_METRICS_FILE     Prometheus metrics, rewritten every run (node_exporter textfile)
@@ -522,7 +526,10 @@ class SmtpSettings:
     password: Optional[str] = field(repr=False)
     sender: str
     recipients: tuple[str, ...]
-    starttls: bool
+    #: "starttls" (upgrade a plain connection), "ssl" (TLS from the first byte, port 465) or "off".
+    tls: str = "starttls"
+    #: The CA file that signed the SMTP server's certificate, instead of the system's.
+    ca_bundle: Optional[Path] = None
 
 
 class _EnvSource:
@@ -835,16 +842,48 @@ def _load_smtp(source: _EnvSource) -> Optional[SmtpSettings]:
     recipients = tuple(a.strip() for a in source.required(
         "HEALTHCHECK_SMTP_TO", "who gets the alert e-mails, comma-separated").split(",")
         if a.strip())
-    starttls = source.flag("HEALTHCHECK_SMTP_STARTTLS", True)
+    tls = _smtp_tls_mode(source)
+    port = source.count("HEALTHCHECK_SMTP_PORT", SMTP_DEFAULT_PORTS[tls or "starttls"], 1, 65535)
+    ca_bundle = source.path("HEALTHCHECK_SMTP_CA_BUNDLE", None)
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise HealthcheckError(f"HEALTHCHECK_SMTP_CA_BUNDLE names {ca_bundle}, which is not a "
+                               f"file: {source.where('HEALTHCHECK_SMTP_CA_BUNDLE')}")
     return SmtpSettings(
         host=host,
-        port=source.count("HEALTHCHECK_SMTP_PORT", 587 if starttls else 25, 1, 65535),
+        port=port,
         user=source.get("HEALTHCHECK_SMTP_USER"),
         password=source.get("HEALTHCHECK_SMTP_PASSWORD"),
         sender=source.get("HEALTHCHECK_SMTP_FROM") or f"healthcheck-sessions@{_hostname()}",
         recipients=recipients,
-        starttls=starttls,
+        # Port 465 is implicit TLS (RFC 8314): a plain SMTP greeting is never sent there.
+        tls=tls or ("ssl" if port == 465 else "starttls"),
+        ca_bundle=ca_bundle,
     )
+
+
+#: The usual port of each HEALTHCHECK_SMTP_TLS mode (RFC 8314: 465 implicit TLS, 587 submission).
+SMTP_DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "off": 25}
+
+
+def _smtp_tls_mode(source: _EnvSource) -> Optional[str]:
+    """Return the SMTP TLS mode the settings ask for, None to choose it from the port.
+
+    HEALTHCHECK_SMTP_STARTTLS, the older setting, is read as an alias: false is "off", true
+    lets the port choose, so port 465 gets the implicit TLS it needs.
+    """
+    mode = source.get("HEALTHCHECK_SMTP_TLS")
+    older = source.get("HEALTHCHECK_SMTP_STARTTLS")
+    if mode is not None and older is not None:
+        raise HealthcheckError(f"HEALTHCHECK_SMTP_TLS and HEALTHCHECK_SMTP_STARTTLS are both set: "
+                               f"keep only HEALTHCHECK_SMTP_TLS (starttls, ssl or off): "
+                               f"{source.where('HEALTHCHECK_SMTP_STARTTLS')}")
+    if mode is None:
+        return None if source.flag("HEALTHCHECK_SMTP_STARTTLS", True) else "off"
+    if mode.lower() not in SMTP_DEFAULT_PORTS:
+        raise HealthcheckError(f"HEALTHCHECK_SMTP_TLS must be starttls, ssl or off, got "
+                               f"{quote_untrusted(mode, 40)!r}: "
+                               f"{source.where('HEALTHCHECK_SMTP_TLS')}")
+    return mode.lower()
 
 
 def _hostname() -> str:
@@ -2675,12 +2714,14 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
     # Bounded whatever the gateway sends: at most MAX_ALERT_ITEMS described, 64 KB in all.
     open_items, resolved = open_items[:MAX_ALERT_ITEMS], resolved[:MAX_ALERT_ITEMS // 4]
     while True:
-        lines = [f"WhatsApp sessions {level} on {host}:"]
-        lines += [f"- {describe(i)}{' (reminder)' if i['kind'] == 'reminder' else ''}"
+        # The line breaks are the message's own layout; everything put into a line is cleaned
+        # there, so no id, status or reason can break a line and forge another one.
+        lines = [f"WhatsApp sessions {level} on {clean_text(host)}:"]
+        lines += [f"- {clean_text(describe(i))}{' (reminder)' if i['kind'] == 'reminder' else ''}"
                   for i in open_items]
         if resolved:
             lines.append("Resolved:")
-            lines += [f"- {describe(i)}" for i in resolved]
+            lines += [f"- {clean_text(describe(i))}" for i in resolved]
         shown = open_items + resolved
         if len(shown) < total:
             lines.append(f"... and {total - len(shown)} more (see the log)")
@@ -3236,13 +3277,58 @@ def write_metrics(path: Path, text: str) -> None:
     replace_own_file(path, text, mode=0o644)
 
 
+def webhook_kind(url: str) -> str:
+    """Return which renderer shows the webhook's text: "slack", "googlechat" or "markdown".
+
+    Slack's incoming webhooks live under /services/ (hooks.slack.com), Google Chat's on
+    chat.googleapis.com; Mattermost and Rocket.Chat (/hooks/...) and any other receiver get
+    "markdown", whose escaping is the strictest.
+    """
+    parts = urlsplit(url)
+    if parts.hostname == "hooks.slack.com" or parts.path.startswith("/services/"):
+        return "slack"
+    if parts.hostname == "chat.googleapis.com":
+        return "googlechat"
+    return "markdown"
+
+
+#: Markdown punctuation that starts emphasis, code, links, images, headings or tables in
+#: Mattermost and Rocket.Chat; a backslash before it shows it as it is.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_~\[\]#|])")
+#: A list marker (-, +, 1., 1)) at the start of an item's text would nest a list in the bullet.
+_LIST_MARKER = re.compile(r"^(\d*)([-+.)])")
+
+
+def webhook_text(text: str, kind: str) -> str:
+    """Return the alert text escaped so that the webhook's renderer shows it as plain text.
+
+    &, < and > are written as entities for every kind: Slack and Google Chat read <...> as
+    links and mentions (<!channel>), and Mattermost turns <!channel> into @channel before
+    rendering. For Markdown renderers, each line's text is escaped too, after the line's own
+    "- " bullet; a mention (@channel, @all, @here, @name) or a ~channel link gets a zero-width
+    space after its @ or ~, because Mattermost finds mentions in the text that a backslash
+    escape leaves.
+    """
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if kind != "markdown":
+        return text
+    lines = []
+    for line in text.split("\n"):
+        bullet, body = ("- ", line[2:]) if line.startswith("- ") else ("", line)
+        body = _MARKDOWN_PUNCTUATION.sub(r"\\\1", body)
+        body = _LIST_MARKER.sub(r"\1\\\2", body)
+        lines.append(bullet + re.sub(r"([@~])", "\\1\u200b", body))
+    return "\n".join(lines)
+
+
 def send_webhook(settings: Settings, message: dict, limit: float) -> None:
     """POST the alert as JSON with a `text` field (Slack, Mattermost, Rocket.Chat, Google Chat)."""
+    kind = webhook_kind(settings.webhook_url)
+    payload = dict(message, text=webhook_text(message["text"], kind))
+    if kind == "slack":
+        payload["mrkdwn"] = False  # *bold*, _italic_, ~strike~ and `code` stay as typed
     try:
-        # Slack and Mattermost read <...> as links and mentions (<!channel>): a channel id
-        # must not become one. Their rule: escape &, < and > in "text".
-        text = message["text"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        response = requests.post(settings.webhook_url, json=dict(message, text=text),
+        response = requests.post(settings.webhook_url, json=payload,
                                  allow_redirects=False, timeout=(limit, limit),
                                  stream=True)  # the answer is never read, so never inflated
         response.close()
@@ -3264,16 +3350,44 @@ def send_email(settings: Settings, message: dict, limit: float) -> None:
     mail["From"] = smtp.sender
     mail["To"] = ", ".join(smtp.recipients)
     mail.set_content(message["text"] + "\n")
+    # Certificates are checked in both TLS modes, against the system's CAs or the one given.
+    context = (ssl.create_default_context(cafile=str(smtp.ca_bundle) if smtp.ca_bundle else None)
+               if smtp.tls != "off" else None)
     try:
-        with smtplib.SMTP(smtp.host, smtp.port, timeout=limit) as server:
-            if smtp.starttls:
-                server.starttls(context=ssl.create_default_context())
+        if smtp.tls == "ssl":
+            connection = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=limit, context=context)
+        else:
+            connection = smtplib.SMTP(smtp.host, smtp.port, timeout=limit)
+        with connection as server:
+            if smtp.tls == "starttls":
+                server.starttls(context=context)
             if smtp.user:
                 server.login(smtp.user, smtp.password or "")
             server.send_message(mail)
+    except ssl.SSLCertVerificationError as exc:
+        raise HealthcheckError(f"SMTP {smtp.host}:{smtp.port}: the server's certificate is not "
+                               f"trusted ({quote_untrusted(exc.verify_message or str(exc), 80)}): "
+                               f"point HEALTHCHECK_SMTP_CA_BUNDLE at the CA that signed it"
+                               ) from None
     except (OSError, smtplib.SMTPException) as exc:  # SMTPException is an OSError since 3.4
         raise HealthcheckError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__} "
-                               f"{quote_untrusted(str(exc), 120)}") from None
+                               f"{quote_untrusted(str(exc), 120)}{_smtp_hint(smtp, exc)}"
+                               ) from None
+
+
+def _smtp_hint(smtp: SmtpSettings, exc: BaseException) -> str:
+    """Return what to check when a failure looks like a TLS mode that does not fit the port."""
+    import smtplib
+    import socket
+    import ssl
+    if smtp.tls != "ssl" and isinstance(exc, (socket.timeout, smtplib.SMTPServerDisconnected)):
+        # An implicit-TLS server waits for a TLS hello and never sends the SMTP greeting.
+        return ("; if the server wants TLS from the first byte (port 465), set "
+                "HEALTHCHECK_SMTP_TLS=ssl")
+    if smtp.tls == "ssl" and isinstance(exc, ssl.SSLError):
+        return ("; if the server starts in plain text (ports 587, 25), set "
+                "HEALTHCHECK_SMTP_TLS=starttls")
+    return ""
 
 
 def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
@@ -3314,8 +3428,10 @@ def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[di
     waiting = [dict(p) for p in pending if isinstance(p, dict) and isinstance(
         p.get("message"), dict) and isinstance(p["message"].get("text"), str)]
     if message is not None:
-        waiting.append({"message": _redact_tree(message, settings.redact),
-                       "destinations": settings.alert_destinations, "attempts": 0})
+        waiting.append({"message": message, "destinations": settings.alert_destinations,
+                        "attempts": 0})
+    for entry in waiting:  # the kept ones too: a hand-edited state file is read as it is
+        entry["message"] = _clean_alert(entry["message"], settings.redact)
     configured = set(settings.alert_destinations)
     still_pending = []
     for entry in waiting:
@@ -3361,6 +3477,17 @@ def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[di
                                       f"destinations"))
         still_pending = still_pending[dropped:]
     return still_pending
+
+
+def _clean_alert(message: dict, redact: Redactor) -> dict:
+    """Return the alert cleaned and redacted like any output, its text line by line.
+
+    compose_alert cleans each line it writes; this keeps the line breaks between them and
+    cleans whatever else a kept alert from the state file carries.
+    """
+    text = redact(message["text"])
+    return dict(_redact_tree(message, redact),
+                text="\n".join(clean_text(line) for line in text.split("\n")))
 
 
 def ping_target(base: str, suffix: str, rid: str) -> str:
@@ -3604,10 +3731,9 @@ def setup_warnings(settings: Settings) -> list[str]:
         warnings.append("WPP_GATEWAY_BASE_URL is http://: the gateway secret crosses the "
                         "network in clear on every run; use the gateway's https:// address")
     smtp = settings.smtp
-    if smtp and smtp.password and not smtp.starttls and smtp.port != 465 \
-            and not _is_loopback(smtp.host):
-        warnings.append("HEALTHCHECK_SMTP_STARTTLS is off: the SMTP password crosses the network "
-                        "in clear; turn STARTTLS on")
+    if smtp and smtp.password and smtp.tls == "off" and not _is_loopback(smtp.host):
+        warnings.append("HEALTHCHECK_SMTP_TLS is off: the SMTP password crosses the network "
+                        "in clear; set HEALTHCHECK_SMTP_TLS=starttls (ssl on port 465)")
     return warnings
 
 

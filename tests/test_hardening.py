@@ -327,7 +327,7 @@ def test_dot_ids_are_refused_and_never_requested(run_check, gateway, dots):
 
 def test_secrets_sent_in_clear_are_warned_about():
     smtp = hs.SmtpSettings(host="smtp.example.com", port=587, user="u", password="pw-0123456",
-                           sender="a@b", recipients=("c@d",), starttls=False)
+                           sender="a@b", recipients=("c@d",), tls="off")
     settings = hs.Settings(base_url="http://gw.example.com:8443", secret="x" * 10,
                            secrets_to_hide=(), smtp=smtp)
     warnings = " ".join(hs.setup_warnings(settings))
