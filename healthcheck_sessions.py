@@ -182,6 +182,7 @@ OUTCOME_STATES = {
     "stuck": CRITICAL,                # still starting past its grace, and no safe revive
     "silent": WARNING,                # listed as connected, but no inbound message for too long
     "failed": CRITICAL,               # the kick itself failed
+    "unknown": CRITICAL,              # its status read failed: not judged, its incident kept
 }
 
 ENV_HELP = """\
@@ -1311,8 +1312,7 @@ class EvolutionGateway(Gateway):
         for (name, row), (state, error) in zip(named, [s or (None, "no time left") for s in
                                                         states]):
             if error:
-                problems.append((CRITICAL, f"instance {quote_untrusted(name, 80)}: its state "
-                                           f"could not be read: {error}"))
+                channels.append(unread_channel(name, "state", error))
                 continue
             code = row.get("disconnectionReasonCode")
             condition = EVOLUTION_CONDITIONS.get(state, "stopped")
@@ -1326,7 +1326,7 @@ class EvolutionGateway(Gateway):
                 detail = (f"closed with code {code}: Evolution wiped the stored login, a person "
                           f"must scan a new QR")
             channels.append(Channel(name, state or "(none)", condition, detail))
-        return Listing(channels, problems)
+        return Listing(every_read_failed(channels, "instance"), problems)
 
     def _live_state(self, name: str) -> tuple[Optional[str], Optional[str]]:
         """Return (the instance's in-memory state word, None), or (None, the error text)."""
@@ -1412,12 +1412,9 @@ class WppconnectGateway(Gateway):
                             self.settings.workers, self.budget_end)
         channels = []
         for name, state in zip(checked, found):
-            if isinstance(state, Channel):
-                channels.append(state)
-            else:
-                problems.append((CRITICAL, f"session {quote_untrusted(name, 80)}: its status "
-                                           f"could not be read: {state or 'no time left'}"))
-        return Listing(channels, problems)
+            channels.append(state if isinstance(state, Channel)
+                            else unread_channel(name, "status", state or "no time left"))
+        return Listing(every_read_failed(channels, "session"), problems)
 
     def _token(self, name: str) -> str:
         if name not in self._tokens:
@@ -1498,8 +1495,9 @@ class Channel:
     #: The gateway's own word (the wrapper's trimmed and lower-cased); "" when it gave none.
     status: str
     #: What the word means for the watchdog: connected, transient (starting, reconnecting),
-    #: needs_person (a QR, a pairing code, a logged-out device) or stopped (revivable from
-    #: its stored login). Empty: connected when the status says so, stopped otherwise.
+    #: needs_person (a QR, a pairing code, a logged-out device), stopped (revivable from
+    #: its stored login) or unknown (its status read failed this run). Empty: connected when
+    #: the status says so, stopped otherwise.
     condition: str = ""
     #: What the gateway's answer told beyond the word (a logout code, a dead page).
     detail: str = ""
@@ -1528,6 +1526,27 @@ class Listing:
 
     channels: list[Channel]
     problems: list[tuple[int, str]]
+
+
+def unread_channel(name: str, what: str, error: str) -> Channel:
+    """A listed session whose own status read failed: neither down nor recovered this run.
+
+    Dropping it would close its incident (a false "resolved") and restart its grace; its
+    incident and previous condition are kept instead (see plan_incidents).
+    """
+    return Channel(name, "(unknown)", "unknown",
+                   f"status unknown this run (its incident is kept as it was): its {what} "
+                   f"could not be read: {error}")
+
+
+def every_read_failed(channels: list[Channel], noun: str) -> list[Channel]:
+    """Return the channels; raise when every status read failed: the gateway is failing."""
+    unread = [c for c in channels if c.condition == "unknown"]
+    if unread and len(unread) == len(channels):
+        raise HealthcheckError(f"every status read failed ({_plural(len(channels), noun)} "
+                               f"listed), so the gateway is failing; the first: "
+                               f"{unread[0].detail.split(': ', 1)[1]}", CRITICAL)
+    return channels
 
 
 def _describe_http_failure(answer: Answer, what: str, base: str) -> str:
@@ -1938,6 +1957,8 @@ def plan_run(listing: Listing, expected: Sequence[str], incidents: dict,
 def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[Silence],
                   now: datetime, policy: PlanPolicy, force: bool) -> ChannelPlan:
     """Decide for one channel from its condition; the gateway's name is never asked."""
+    if channel.condition == "unknown":
+        return ChannelPlan(channel, "unknown", channel.detail)
     if channel.connected:
         if silence is None:
             return ChannelPlan(channel, "none")
@@ -2040,12 +2061,16 @@ class Report:
         With `limit`, channel lists are cut ("... and N more") so that the line fits.
         """
         parts = [self.error] if self.error else []
-        down = [c for c in self.channels if not c.connected]
+        down = [c for c in self.channels if not c.connected and c.outcome != "unknown"]
         if down:
             parts.append(_fit(f"{len(down)} of {len(self.channels)} channels not connected: ",
                               [f"{quote_untrusted(c.id, 60)} ({c.outcome}"
                                f"{', ' + c.verified if c.verified else ''})" for c in down],
                               limit))
+        unknown = [c for c in self.channels if c.outcome == "unknown"]
+        if unknown:
+            parts.append(_fit(f"status unknown this run for {len(unknown)}: ",
+                              [quote_untrusted(c.id, 60) for c in unknown], limit))
         silent = [c for c in self.channels if c.outcome == "silent"]
         if silent:
             parts.append(_fit(f"{len(silent)} connected but silent (no inbound message for too "
@@ -2348,6 +2373,8 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
     listed = {ACTIVITY_KEY}
     for channel in report.channels:
         listed.add(channel.id)
+        if channel.outcome == "unknown":
+            continue  # its read failed: neither down nor recovered, the incident stays as is
         if channel.down_now:
             person = channel.condition == "needs_person"
             qr = channel.outcome in ("qr_issued", "qr_pending") or person
@@ -2638,7 +2665,8 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         if kicked and not dry_run else {}
     outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings))
                for c, k in zip(kicked, kicks)}
-    waiting = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck"}
+    waiting = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck",
+               "unknown": "unknown"}
     for entry in plan.channels:
         channel = entry.channel
         kick = outcome.get(channel.id)

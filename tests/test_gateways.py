@@ -345,4 +345,5 @@ def test_a_session_whose_state_cannot_be_read_is_named(run_check, backends, kind
     sim.set_fault("state" if kind == "evolution" else "status",
                   Fault("response", status=500, body="{}", channel="b"))
     run = run_check(env=settings_for(kind, sim))
-    assert run.code == 2 and "b: its " in run.stdout and "could not be read" in run.stdout
+    assert run.code == 2 and "channel b: status (unknown)" in run.stdout
+    assert "could not be read" in run.stdout

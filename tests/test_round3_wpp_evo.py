@@ -1,0 +1,115 @@
+"""Issue 15 on WPPConnect-Server and Evolution API: what the real servers did that the watchdog
+got wrong (items 1, 2, 4 and 5).
+
+Each test runs the real script against the simulators of tests/backend_simulators.py, which
+behave as the real servers were seen to: WPPConnect's start-session answers the previous
+status and the session stays INITIALIZING a while, an unscanned QR ends CLOSED; Evolution
+cannot connect an instance it has not loaded, and a dead connection flips close/connecting.
+"""
+
+import json
+
+import pytest
+from backend_simulators import SIMULATORS
+from gateway_simulator import Fault
+
+KEY = "gw-key-5f4e3d2c1b0a9988"
+STATUS_ENDPOINT = {"evolution": "state", "wppconnect": "status"}
+
+
+@pytest.fixture
+def backend():
+    """A factory of started simulators; none may receive a login-destroying call."""
+    started = []
+
+    def make(kind: str, **kwargs):
+        sim = SIMULATORS[kind](secret=KEY, **kwargs)
+        sim.start()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim.stop()
+        assert not [r["path"] for r in sim.requests if r["endpoint"] == "forbidden"]
+
+
+def settings_for(kind: str, sim, **extra) -> dict:
+    return {"HEALTHCHECK_GATEWAY": kind, "HEALTHCHECK_GATEWAY_URL": sim.url,
+            "HEALTHCHECK_GATEWAY_KEY": KEY, "WPP_GATEWAY_BASE_URL": None,
+            "WPP_GATEWAY_SECRET": None, **extra}
+
+
+def report_of(run) -> dict:
+    return json.loads(run.stdout)
+
+
+def channels_of(run) -> dict:
+    return {c["id"]: c for c in report_of(run)["channels"]}
+
+
+def needs_person(kind: str, sim, name: str):
+    """A session that waits for a QR scan, each gateway's way."""
+    if kind == "evolution":
+        sim.add_instance(name, "close", code=401, on_connect="qr")
+    else:
+        sim.add_session(name, "QRCODE", page_alive=False, on_start="qr")
+
+
+def connected(kind: str, sim, name: str):
+    if kind == "evolution":
+        sim.add_instance(name, "open")
+    else:
+        sim.add_session(name, "CONNECTED")
+
+
+def break_reads(kind: str, sim, channel=None):
+    sim.set_fault(STATUS_ENDPOINT[kind], Fault("response", status=500,
+                                               body='{"status":"error"}', channel=channel))
+
+
+# -- 1. a failed status read is not a vanished session ----------------------------------------
+
+@pytest.mark.parametrize("kind", ["wppconnect", "evolution"])
+def test_failed_status_read_keeps_the_incident_and_sends_no_false_resolved(
+        run_check, backend, recorder, kind):
+    sim = backend(kind)
+    connected(kind, sim, "a")
+    needs_person(kind, sim, "b")
+    env = settings_for(kind, sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook",
+                       HEALTHCHECK_EXPECTED_CHANNELS="a,b")
+    first = run_check("--json", env=env)
+    assert channels_of(first)["b"]["incident"]["alerted_at"], first.stdout
+    since = channels_of(first)["b"]["incident"]["since"]
+    assert len(recorder.requests) == 1
+
+    break_reads(kind, sim, channel="b")
+    unread = run_check("--json", env=env)
+    b = channels_of(unread)["b"]
+    assert b["outcome"] == "unknown" and "status unknown this run" in b["detail"], unread.stdout
+    assert b["incident"]["since"] == since  # kept, not closed and reopened
+    assert report_of(unread)["exit_code"] == 2
+    assert "missing" not in unread.stdout and "no longer listed" not in unread.stdout
+    assert len(recorder.requests) == 1, recorder.json_bodies()  # no false "resolved"
+    text = run_check(env=env)
+    assert "status unknown this run for 1: b" in text.first_line, text.stdout
+
+    sim.faults.clear()
+    again = run_check("--json", env=env)
+    assert channels_of(again)["b"]["incident"]["since"] == since
+    assert len(recorder.requests) == 1  # the same incident: not alerted afresh
+
+
+@pytest.mark.parametrize("kind", ["wppconnect", "evolution"])
+def test_every_status_read_failing_is_the_gateway_failing(run_check, backend, kind):
+    sim = backend(kind)
+    connected(kind, sim, "a")
+    connected(kind, sim, "b")
+    break_reads(kind, sim)
+    run = run_check("--json", env=settings_for(kind, sim))
+    report = report_of(run)
+    assert report["exit_code"] == 2, run.stdout
+    assert "every status read failed (2 " in report["error"]
+    assert "so the gateway is failing" in report["error"]
+    assert report["gateway_incident"] is not None
+    assert "lists no channels at all" not in run.stdout
