@@ -1136,6 +1136,12 @@ class Abilities:
     revive_transient: bool
     #: A connected session can be restarted without losing its login (for a silent one).
     restart_connected: bool
+    #: A session its own start left stopped again has lost its login (WPPConnect: a QR was
+    #: shown and closed unscanned after 60 s; CLOSED reads the same as stopped).
+    closed_after_start_needs_person: bool = False
+    #: The words the gateway's own reconnect loop flips between (Evolution: close and
+    #: connecting); an instance seen in both is one transient incident, not a stopped one.
+    reconnect_loop_words: frozenset = frozenset()
 
 
 class Gateway:
@@ -1369,6 +1375,12 @@ class EvolutionGateway(Gateway):
                                            f"from its stored login")
 
 
+#: What a CLOSED session that its own start did not bring back needs.
+WPPCONNECT_LOGIN_GONE = ("its stored login is gone (the phone unlinked the device, or a QR "
+                         "went unscanned for 60 s and WPPConnect closed it, which reads the "
+                         "same as stopped): a person must scan a new QR (qrcode-session) with "
+                         "the WhatsApp of that number within 60 s of a start")
+
 WPPCONNECT_CONDITIONS = {"CONNECTED": "connected", "INITIALIZING": "transient",
                          "QRCODE": "needs_person", "PHONECODE": "needs_person",
                          "CLOSED": "stopped"}
@@ -1384,7 +1396,8 @@ class WppconnectGateway(Gateway):
     /unhealthy.
     """
 
-    abilities = Abilities(revive_transient=False, restart_connected=True)
+    abilities = Abilities(revive_transient=False, restart_connected=True,
+                          closed_after_start_needs_person=True)
 
     def __init__(self, settings: "Settings", budget_end: float):
         super().__init__(settings, budget_end)  # the key goes in paths, not in a header
@@ -1442,6 +1455,11 @@ class WppconnectGateway(Gateway):
             word = data.get("status") if isinstance(data, dict) else None
             word = clean_text(word.strip().upper())[:40] if isinstance(word, str) else "CLOSED"
             condition = WPPCONNECT_CONDITIONS.get(word, "transient")
+            if word == "CLOSED" and any(isinstance(data.get(k), str) and data[k].strip()
+                                        for k in ("urlcode", "qrcode")):
+                # Only a start whose QR closed unscanned leaves CLOSED with a QR: autoClose
+                # cannot reset the entry then (createSessionUtil.ts:113-121); a stop clears it.
+                return Channel(name, word, "needs_person", WPPCONNECT_LOGIN_GONE)
             if word != "CONNECTED":
                 return Channel(name, word, condition)
             # status-session says CONNECTED even when the browser page has died.
@@ -1473,6 +1491,9 @@ class WppconnectGateway(Gateway):
         if not 200 <= answer.status < 300:
             return Kick("failed", _describe_http_failure(answer, "start-session call",
                                                          self.display_url))
+        if channel.condition == "needs_person":
+            return Kick("qr_issued", "start-session requested to show a new QR: "
+                                     f"{channel.detail or WPPCONNECT_LOGIN_GONE}")
         # The answer is the status from before the start: the next run sees what came of it.
         return Kick("start_session_requested", "start-session requested: the server relaunches "
                                                "the session from its stored login")
@@ -1930,6 +1951,8 @@ class PlanPolicy:
     starting_grace_minutes: float = DEFAULT_STARTING_GRACE_MINUTES
     revive_transient: bool = True
     restart_silent: bool = False
+    closed_after_start_needs_person: bool = False
+    reconnect_loop_words: frozenset = frozenset()
 
 
 def plan_run(listing: Listing, expected: Sequence[str], incidents: dict,
@@ -1959,6 +1982,13 @@ def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[
     """Decide for one channel from its condition; the gateway's name is never asked."""
     if channel.condition == "unknown":
         return ChannelPlan(channel, "unknown", channel.detail)
+    if (policy.closed_after_start_needs_person and channel.condition == "stopped"
+            and (incident or {}).get("last_kick_outcome") in ("start_session_requested",
+                                                              "qr_issued")):
+        # Its own start (the last kick) ended stopped again: the login is gone, not stopped.
+        channel = dataclasses.replace(channel, condition="needs_person",
+                                      detail=f"stopped again after its start-session: "
+                                             f"{WPPCONNECT_LOGIN_GONE}")
     if channel.connected:
         if silence is None:
             return ChannelPlan(channel, "none")
@@ -2650,7 +2680,9 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         starting_grace_minutes=settings.starting_grace_minutes,
         revive_transient=gateway.abilities.revive_transient,
         restart_silent=settings.silent_action == "restart"
-        and gateway.abilities.restart_connected)
+        and gateway.abilities.restart_connected,
+        closed_after_start_needs_person=gateway.abilities.closed_after_start_needs_person,
+        reconnect_loop_words=gateway.abilities.reconnect_loop_words)
     plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
                     policy, run.force)
     report.problems[:0] = [(s, name_settings(t, settings)) for s, t in plan.problems]
@@ -2661,8 +2693,10 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
     else:
         kicks = kick_all(gateway, jobs, settings.workers, budget_end, run.kicked)
     kicked = [c for c, _ in jobs]
-    verified = verify_kicks(gateway, kicked, settings.verify_seconds, budget_end, report) \
-        if kicked and not dry_run else {}
+    relisted: dict[str, Channel] = {}
+    verified = verify_kicks(gateway, kicked, settings.verify_seconds, budget_end, report,
+                            relisted) if kicked and not dry_run else {}
+    kicks = [after_revive(k, relisted.get(c.id), policy) for c, k in zip(kicked, kicks)]
     outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings))
                for c, k in zip(kicked, kicks)}
     waiting = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck",
@@ -2795,9 +2829,31 @@ def _driver_timeouts(url: str, limit: float) -> dict:
     return {}
 
 
+def after_revive(kick: Kick, seen: Optional[Channel], policy: PlanPolicy) -> Kick:
+    """Return what a revive came to, given the status read after it (None: not read).
+
+    A revive's own answer can be from before it (WPPConnect's start-session answers the
+    previous status): a session that shows a QR, or is stopped again, after its start needs
+    a person now, not in 15 minutes.
+    """
+    if seen is None or kick.outcome in ("qr_issued", "failed"):
+        return kick
+    if seen.condition == "needs_person":
+        return Kick("qr_issued", f"status {quote_untrusted(seen.status, 40)} after the revive: "
+                                 f"{seen.detail or 'a person must scan a new QR code'}")
+    if (policy.closed_after_start_needs_person and seen.condition == "stopped"
+            and kick.outcome == "start_session_requested"):
+        return Kick("qr_issued", f"stopped again after its start-session: "
+                                 f"{WPPCONNECT_LOGIN_GONE}")
+    return kick
+
+
 def verify_kicks(gateway, kicked: list[Channel], wait: float, budget_end: float,
-                 report: Report) -> dict[str, str]:
-    """Wait, list again, and return reconnected/still_down for each kicked channel."""
+                 report: Report, relisted: Optional[dict] = None) -> dict[str, str]:
+    """Wait, list again, and return reconnected/still_down for each kicked channel.
+
+    `relisted`, when given, receives each kicked channel as the second listing shows it.
+    """
     if wait <= 0:
         return {}
     # Leave room for the second list call inside the budget; skip the check rather than overrun.
@@ -2814,6 +2870,9 @@ def verify_kicks(gateway, kicked: list[Channel], wait: float, budget_end: float,
                                       f"{name_settings(str(exc), gateway.settings)}"))
         return {}
     connected = {c.id for c in listing.channels if c.connected}
+    if relisted is not None:
+        wanted = {c.id for c in kicked}
+        relisted.update((c.id, c) for c in listing.channels if c.id in wanted)
     return {c.id: "reconnected" if c.id in connected else "still_down" for c in kicked}
 
 

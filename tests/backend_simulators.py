@@ -259,7 +259,7 @@ class WppconnectSimulator(HttpSimulator):
             else:
                 session.update(status="CONNECTED", page_alive=True)
         if session["status"] == "QRCODE" and session["closes_at"] is not None \
-                and now >= session["closes_at"]:
+                and time.monotonic() >= session["closes_at"]:
             # autoClose on the placeholder client: close() throws before the entry is reset,
             # so the status is CLOSED and the stale QR text stays (createSessionUtil.ts:113-121).
             session.update(status="CLOSED", closes_at=None)

@@ -113,3 +113,74 @@ def test_every_status_read_failing_is_the_gateway_failing(run_check, backend, ki
     assert "so the gateway is failing" in report["error"]
     assert report["gateway_incident"] is not None
     assert "lists no channels at all" not in run.stdout
+
+
+# -- 2. a WPPConnect session that lost its login looks stopped ---------------------------------
+
+def test_wppconnect_unlinked_session_goes_to_a_person_once_and_backs_off(run_check, backend,
+                                                                         recorder):
+    # qr_seconds=0: the QR its start shows is closed unscanned by the next status read.
+    sim = backend("wppconnect", start_seconds=0, qr_seconds=0)
+    sim.add_session("a", "CONNECTED")
+    sim.unlink("a")  # the phone unlinked the device: CLOSED, like a stopped session
+    env = settings_for("wppconnect", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook")
+    first = run_check("--json", env=env)
+    assert channels_of(first)["a"]["outcome"] == "start_session_requested", first.stdout
+    assert recorder.requests == []  # one stopped run: it may just have been stopped
+
+    second = run_check("--json", env=env)
+    a = channels_of(second)["a"]
+    assert a["condition"] == "needs_person" and a["gateway_status"] == "CLOSED", second.stdout
+    assert "stored login is gone" in a["detail"] and "relaunches" not in a["detail"]
+    [alert] = recorder.json_bodies()
+    assert alert["items"][0]["reason"] == "qr"
+
+    later = [run_check(env=env) for _ in range(4)]
+    assert all(r.code == 2 for r in later)
+    assert any("not kicked this run" in r.stdout for r in later)
+    assert sim.count("start") <= 5  # not every run: each start launches a browser
+    assert len(recorder.requests) == 1  # told once
+
+    sim.sessions["a"].update(status="CONNECTED", page_alive=True, on_start="recover")
+    healed = run_check(env=env)
+    assert healed.code == 0, healed.stdout
+    assert recorder.json_bodies()[-1]["state"] == "RESOLVED"
+
+
+def test_wppconnect_closed_with_its_last_qr_needs_a_person_before_any_restart(
+        run_check, backend, recorder):
+    # After a server restart its start-all showed a QR nobody scanned: CLOSED, with that QR.
+    sim = backend("wppconnect", qr_seconds=0)
+    sim.add_session("a", "QRCODE", page_alive=False, on_start="qr")
+    env = settings_for("wppconnect", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook")
+    run = run_check("--json", env=env)
+    a = channels_of(run)["a"]
+    assert (a["gateway_status"], a["condition"]) == ("CLOSED", "needs_person"), run.stdout
+    assert a["outcome"] == "qr_issued" and "relaunches" not in a["detail"]
+    [alert] = recorder.json_bodies()
+    assert alert["items"][0]["reason"] == "qr"
+
+
+def test_wppconnect_qr_after_the_start_is_read_in_the_same_run(run_check, backend, recorder):
+    sim = backend("wppconnect", start_seconds=0)  # the QR stays up its 60 s
+    sim.add_session("a", "CONNECTED")
+    sim.unlink("a")
+    run = run_check("--json", env=settings_for(
+        "wppconnect", sim, HEALTHCHECK_VERIFY_SECONDS="0.2",
+        HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook"))
+    a = channels_of(run)["a"]
+    assert a["outcome"] == "qr_issued" and "QRCODE after the revive" in a["detail"], run.stdout
+    assert report_of(run)["exit_code"] == 2
+    [alert] = recorder.json_bodies()
+    assert alert["items"][0]["reason"] == "qr"
+
+
+def test_wppconnect_stopped_session_with_its_login_is_still_just_started(run_check, backend,
+                                                                         recorder):
+    sim = backend("wppconnect", start_seconds=0)
+    sim.add_session("a", "CLOSED", page_alive=False, on_start="recover")
+    env = settings_for("wppconnect", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook")
+    first = run_check("--json", env=env)
+    assert channels_of(first)["a"]["outcome"] == "start_session_requested"
+    second = run_check(env=env)
+    assert second.code == 0 and recorder.requests == [], second.stdout
