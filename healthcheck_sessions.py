@@ -183,6 +183,8 @@ OUTCOME_STATES = {
     "silent": WARNING,                # listed as connected, but no inbound message for too long
     "failed": CRITICAL,               # the kick itself failed
     "unknown": CRITICAL,              # its status read failed: not judged, its incident kept
+    "restart_gateway": CRITICAL,      # only restarting the gateway's process can load it
+    "restart_pending": CRITICAL,      # the same, not called again this run (backoff)
 }
 
 ENV_HELP = """\
@@ -1277,6 +1279,16 @@ class WahaGateway(Gateway):
 #: Baileys close codes after which Evolution wipes the stored login (408 from 2.4.0 on).
 EVOLUTION_LOGOUT_CODES = frozenset({401, 402, 403, 406, 408})
 EVOLUTION_CONDITIONS = {"open": "connected", "connecting": "transient", "close": "stopped"}
+#: The status shown for an instance connectionState gives no state for (not in memory).
+EVOLUTION_NOT_LOADED = "(not loaded)"
+
+
+#: What an instance that the running Evolution process has not loaded needs.
+EVOLUTION_RESTART_ADVICE = ("connect refused with [object Object]: this Evolution process has "
+                            "not loaded the instance, so no connect can revive it; restart the "
+                            "Evolution process (it loads every instance and connects those "
+                            "whose stored state is open or connecting); connect calls back "
+                            "off meanwhile")
 
 
 class EvolutionGateway(Gateway):
@@ -1286,7 +1298,8 @@ class EvolutionGateway(Gateway):
     /instance/restart. Never logout or delete.
     """
 
-    abilities = Abilities(revive_transient=True, restart_connected=True)
+    abilities = Abilities(revive_transient=True, restart_connected=True,
+                          reconnect_loop_words=frozenset({"close", "connecting"}))
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"apikey": key}
@@ -1343,9 +1356,10 @@ class EvolutionGateway(Gateway):
             return None, str(exc)
         instance = data.get("instance") if isinstance(data, dict) else None
         state = instance.get("state") if isinstance(instance, dict) else None
-        # Listed in the database but not loaded in memory: closed, to be connected.
+        # Listed in the database but not loaded in memory: stopped; a connect tells whether
+        # this process can connect it at all.
         return (clean_text(state.strip().lower())[:40] if isinstance(state, str)
-                else "close"), None
+                else EVOLUTION_NOT_LOADED), None
 
     def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
         name = channel_path(channel.id)
@@ -1361,6 +1375,10 @@ class EvolutionGateway(Gateway):
         except HealthcheckError as exc:
             return Kick("failed", str(exc))
         if isinstance(data, dict) and data.get("error") is True:
+            if what == "connect" and data.get("message") == "[object Object]":
+                # The instance is in the database, but this process never loaded it (created
+                # or restored after it started): connect has no socket to open, every time.
+                return Kick("restart_gateway", EVOLUTION_RESTART_ADVICE)
             # Evolution reports these failures with HTTP 200.
             return Kick("failed", f"{what} call refused (HTTP 200 with an error): "
                                   f"{quote_untrusted(data.get('message') or 'no reason')}")
@@ -1908,7 +1926,7 @@ class Plan:
     def revivals(self) -> list[tuple[Channel, bool]]:
         """The channels to revive, each with whether it is a restart of a connected one."""
         return [(p.channel, p.action == "restart_silent") for p in self.channels
-                if p.action in ("kick", "restart_silent")]
+                if p.action in ("kick", "restart_silent", "revive_loop")]
 
 
 def qr_kick_due(incident: Optional[dict], status: str, now: datetime,
@@ -1919,7 +1937,7 @@ def qr_kick_due(incident: Optional[dict], status: str, now: datetime,
     2, 4, 8, 16... of the QR phase, then every `retry_hours`, and at once when the status
     changes (something happened on the gateway).
     """
-    backing_off = needs_person or (incident or {}).get("last_kick_outcome") == "qr_issued"
+    backing_off = needs_person or (incident or {}).get("last_kick_outcome") in PERSON_OUTCOMES
     if not incident or not backing_off or not incident.get("last_kick_at"):
         return True, ""
     if incident.get("last_status") != (status or "(none)"):
@@ -1989,6 +2007,11 @@ def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[
         channel = dataclasses.replace(channel, condition="needs_person",
                                       detail=f"stopped again after its start-session: "
                                              f"{WPPCONNECT_LOGIN_GONE}")
+    loop = policy.reconnect_loop_words
+    if (incident and channel.status in loop and channel.condition in ("stopped", "transient")
+            and (incident.get("flipping") or (incident.get("last_status") in loop
+                                              and incident.get("last_status") != channel.status))):
+        return _plan_reconnect_loop(channel, incident, now, policy, force)
     if channel.connected:
         if silence is None:
             return ChannelPlan(channel, "none")
@@ -2015,8 +2038,46 @@ def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[
         return ChannelPlan(channel, "kick")
     due, why = qr_kick_due(incident, channel.status, now, policy.qr_retry_hours,
                            needs_person=channel.condition == "needs_person")
+    if not due and (incident or {}).get("last_kick_outcome") == "restart_gateway":
+        return ChannelPlan(channel, "wait_restart", "not connected this run: the gateway's "
+                                                    "process must be restarted to load it; "
+                                                    + why[why.index("next kick"):])
     return ChannelPlan(channel, "kick" if due else "wait_qr", why)
 
+
+def _plan_reconnect_loop(channel: Channel, incident: dict, now: datetime, policy: PlanPolicy,
+                         force: bool) -> ChannelPlan:
+    """Plan for a session the gateway's own reconnect loop flips between two words.
+
+    Each run catches one word or the other, so the word's own grace would restart at every
+    flip and a run that catches the stopped word would revive it: the loop is one transient
+    incident instead, whose grace counts from its first sighting (the incident's start).
+    """
+    since = _parse_time(incident.get("since"))
+    waited = (now - since).total_seconds() / 60 if since else 0.0
+    words = " and ".join(sorted(policy.reconnect_loop_words))
+    if waited < policy.starting_grace_minutes:
+        if force:
+            return ChannelPlan(channel, "kick")
+        left = policy.starting_grace_minutes - waited
+        return ChannelPlan(channel, "wait_loop", f"it flips between {words}: the gateway's own "
+                                                 f"reconnect loop, left alone {left:.0f} more "
+                                                 f"min from its first sighting "
+                                                 f"(HEALTHCHECK_STARTING_GRACE_MINUTES)")
+    last_kick = _parse_time(incident.get("last_kick_at"))
+    stuck = f"still flipping between {words} after {waited:.0f} min: {LOOP_ADVICE}"
+    if (incident.get("reason") == "stuck" and last_kick is not None and not force
+            and now < last_kick + timedelta(hours=policy.qr_retry_hours)):
+        return ChannelPlan(channel, "alert_loop", f"{stuck}; revived at "
+                                                  f"{last_kick.strftime('%Y-%m-%d %H:%M')}, "
+                                                  f"not again before "
+                                                  f"HEALTHCHECK_QR_RETRY_HOURS")
+    return ChannelPlan(channel, "revive_loop", stuck)
+
+
+#: What a person does with an instance whose own reconnect never connects (Evolution).
+LOOP_ADVICE = ("its own reconnect never connects (a dead connection); revived once past its "
+               "grace; check the phone's link and restart the Evolution process")
 
 #: What a person does with a session a gateway keeps starting (WPPConnect's INITIALIZING).
 STUCK_ADVICE = ("restart the gateway server process (its sessions start again from their "
@@ -2188,7 +2249,9 @@ class Report:
 
 #: Outcomes that mean a reconnect call was made.
 KICK_OUTCOMES = frozenset({"reconnect_requested", "already_connected", "starting",
-                           "start_session_requested", "qr_issued", "failed"})
+                           "start_session_requested", "qr_issued", "failed", "restart_gateway"})
+#: Kick outcomes after which only a person can go on: later kicks back off as for a QR.
+PERSON_OUTCOMES = frozenset({"qr_issued", "restart_gateway"})
 
 
 def _fit(head: str, items: list[str], limit: int) -> str:
@@ -2352,7 +2415,8 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
             incident["status_since"] = stamp  # a starting session's grace counts from here
         if kicked:
             incident["kicks"] = _count(incident.get("kicks")) + 1
-            if (outcome == "qr_issued" or needs_person) and incident.get("qr_status") != status:
+            if (outcome in PERSON_OUTCOMES or needs_person) \
+                    and incident.get("qr_status") != status:
                 # The backoff for what only a person can finish starts here.
                 incident.update(qr_since_run=incident["runs_down"], qr_status=status)
             incident.update(last_kick_outcome=outcome, last_kick_run=incident["runs_down"],
@@ -2406,14 +2470,18 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
         if channel.outcome == "unknown":
             continue  # its read failed: neither down nor recovered, the incident stays as is
         if channel.down_now:
-            person = channel.condition == "needs_person"
+            restart = channel.outcome in ("restart_gateway", "restart_pending")
+            person = channel.condition == "needs_person" or restart
             qr = channel.outcome in ("qr_issued", "qr_pending") or person
-            reason = "stuck" if channel.outcome == "stuck" else "qr" if qr else "down"
+            reason = "stuck" if channel.outcome == "stuck" else "restart" if restart \
+                else "qr" if qr else "down"
+            loop = channel.action in ("wait_loop", "alert_loop", "revive_loop")
             open_or_continue(channel.id, channel.status or "(none)", channel.outcome,
-                             kicked=channel.outcome in KICK_OUTCOMES,
+                             kicked=channel.outcome in KICK_OUTCOMES
+                             or channel.action == "revive_loop",
                              urgent=channel.outcome in ("qr_issued", "stuck") or person,
                              reason=reason, quiet=channel.outcome == "in_grace",
-                             needs_person=person)
+                             needs_person=person, **({"flipping": True} if loop else {}))
         elif channel.silence is not None:
             # Connected is not alive: a person must look at the phone now, not in 30 min.
             open_or_continue(channel.id, channel.status, channel.outcome,
@@ -2483,6 +2551,8 @@ def _alert_item(kind: str, key: str, incident: dict, now: Optional[datetime] = N
             "outcome": incident.get("last_outcome")}
     if key == ACTIVITY_KEY:
         item.update(subject="activity", id=None)
+    if incident.get("flipping"):
+        item["flipping"] = True
     if incident.get("reason") == "silent":
         item.update(last_inbound_at=incident.get("last_inbound_at"),
                     expected_inbound=incident.get("expected_inbound"))
@@ -2515,6 +2585,12 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
             return f"{name}: a person must scan a new QR code in the panel now ({counts})"
         if item.get("reason") == "missing":
             return f"{name}: missing from the gateway's list ({counts})"
+        if item.get("reason") == "restart":
+            return (f"{name}: the gateway's process has not loaded it, so no connect can revive "
+                    f"it: restart the Evolution process ({counts})")
+        if item.get("reason") == "stuck" and item.get("flipping"):
+            return (f"{name}: flips between close and connecting: {LOOP_ADVICE} "
+                    f"({counts})")
         if item.get("reason") == "stuck":
             return (f"{name}: stuck {quote_untrusted(item.get('status') or '?', 40)}: the "
                     f"gateway's own start never finished; {STUCK_ADVICE} ({counts})")
@@ -2700,7 +2776,8 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
     outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings))
                for c, k in zip(kicked, kicks)}
     waiting = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck",
-               "unknown": "unknown"}
+               "unknown": "unknown", "wait_restart": "restart_pending",
+               "wait_loop": "in_grace", "alert_loop": "stuck"}
     for entry in plan.channels:
         channel = entry.channel
         kick = outcome.get(channel.id)
@@ -2708,6 +2785,9 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
             kick = Kick(waiting[entry.action], entry.detail)
         elif entry.action == "alert_silent":
             kick = Kick("silent", describe_silence(entry.silence, now))
+        elif entry.action == "revive_loop" and kick is not None:
+            kick = Kick("stuck", f"{entry.detail}; this run's revive: {kick.outcome}, "
+                                 f"{kick.detail}")
         report.channels.append(ChannelReport(
             channel.id, channel.status, channel.connected,
             kick.outcome if kick else None, kick.detail if kick else channel.detail,

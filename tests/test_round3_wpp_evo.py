@@ -184,3 +184,69 @@ def test_wppconnect_stopped_session_with_its_login_is_still_just_started(run_che
     assert channels_of(first)["a"]["outcome"] == "start_session_requested"
     second = run_check(env=env)
     assert second.code == 0 and recorder.requests == [], second.stdout
+
+
+# -- 4. an Evolution instance the running server has not loaded --------------------------------
+
+def test_evolution_instance_not_loaded_says_restart_evolution_once_and_backs_off(
+        run_check, backend, recorder):
+    sim = backend("evolution")
+    sim.add_instance("a", memory=None, db="open")  # in the database, not in this process
+    env = settings_for("evolution", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook")
+    first = run_check(env=env)
+    assert first.code == 2
+    line = [t for t in first.stdout.splitlines() if t.startswith("channel a:")]
+    assert len(line) == 1 and "restart the Evolution process" in line[0], first.stdout
+    assert "the next run" not in first.stdout
+    [alert] = recorder.json_bodies()
+    assert alert["items"][0]["reason"] == "restart"
+    assert "restart the Evolution process" in alert["text"]
+
+    later = [run_check("--json", env=env) for _ in range(5)]
+    assert all(report_of(r)["exit_code"] == 2 for r in later)
+    assert sim.count("connect") <= 4  # backed off as for a QR, not every run
+    waiting = [channels_of(r)["a"] for r in later if channels_of(r)["a"]["action"] != "kick"]
+    assert waiting and all("must be restarted" in c["detail"] for c in waiting)
+    assert all(c["outcome"] == "restart_pending" for c in waiting)
+    assert len(recorder.requests) == 1  # alerted once
+
+    sim.instances["a"]["memory"] = "open"  # Evolution restarted: loaded and connected
+    healed = run_check(env=env)
+    assert healed.code == 0, healed.stdout
+    assert recorder.json_bodies()[-1]["state"] == "RESOLVED"
+
+
+# -- 5. Evolution's own reconnect loop ----------------------------------------------------------
+
+def test_evolution_instance_flipping_close_connecting_is_one_transient_incident(
+        run_check, backend, recorder):
+    sim = backend("evolution")
+    # flip_seconds=0: each state read sees the other word, as runs minutes apart would.
+    sim.add_instance("a", memory="close", db="open", flip_seconds=0)
+    env = settings_for("evolution", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook",
+                       HEALTHCHECK_ALERT_AFTER="2")
+    runs = [run_check("--json", env=env) for _ in range(5)]
+    words = [channels_of(r)["a"]["gateway_status"] for r in runs]
+    assert set(words) == {"close", "connecting"}, words
+    # Only the first sighting of close (not yet known to flip) is connected; after that the
+    # runs that catch close leave it to its grace, like those that catch connecting.
+    assert sim.count("connect") + sim.count("restart") == 1, [r.stdout for r in runs]
+    assert [channels_of(r)["a"]["outcome"] for r in runs[1:]] == ["in_grace"] * 4
+    since = {channels_of(r)["a"]["incident"]["since"] for r in runs}
+    assert len(since) == 1  # one incident all along
+    assert recorder.requests == []  # in its grace: reported, not alerted
+
+    over = {**env, "HEALTHCHECK_STARTING_GRACE_MINUTES": "0"}
+    stuck = run_check("--json", env=over)
+    a = channels_of(stuck)["a"]
+    assert a["outcome"] == "stuck" and "still flipping between close and connecting" in \
+        a["detail"], stuck.stdout
+    assert sim.count("connect") + sim.count("restart") == 2  # revived once, past the grace
+    [alert] = recorder.json_bodies()
+    assert alert["items"][0]["reason"] == "stuck"
+    assert "flips between close and connecting" in alert["text"]
+
+    after = [run_check("--json", env=over) for _ in range(2)]
+    assert all(channels_of(r)["a"]["outcome"] == "stuck" for r in after)
+    assert sim.count("connect") + sim.count("restart") == 2  # not revived every run
+    assert len(recorder.requests) == 1  # alerted once
