@@ -1138,9 +1138,9 @@ class Abilities:
     revive_transient: bool
     #: A connected session can be restarted without losing its login (for a silent one).
     restart_connected: bool
-    #: A session its own start left stopped again has lost its login (WPPConnect: a QR was
-    #: shown and closed unscanned after 60 s; CLOSED reads the same as stopped).
-    closed_after_start_needs_person: bool = False
+    #: The words that mean a lost login when a session's own start ends in them (WPPConnect's
+    #: CLOSED: a QR was shown and closed unscanned after 60 s; it reads the same as stopped).
+    lost_login_after_start: frozenset = frozenset()
     #: The words the gateway's own reconnect loop flips between (Evolution: close and
     #: connecting); an instance seen in both is one transient incident, not a stopped one.
     reconnect_loop_words: frozenset = frozenset()
@@ -1415,7 +1415,7 @@ class WppconnectGateway(Gateway):
     """
 
     abilities = Abilities(revive_transient=False, restart_connected=True,
-                          closed_after_start_needs_person=True)
+                          lost_login_after_start=frozenset({"CLOSED"}))
 
     def __init__(self, settings: "Settings", budget_end: float):
         super().__init__(settings, budget_end)  # the key goes in paths, not in a header
@@ -1969,7 +1969,7 @@ class PlanPolicy:
     starting_grace_minutes: float = DEFAULT_STARTING_GRACE_MINUTES
     revive_transient: bool = True
     restart_silent: bool = False
-    closed_after_start_needs_person: bool = False
+    lost_login_after_start: frozenset = frozenset()
     reconnect_loop_words: frozenset = frozenset()
 
 
@@ -2000,7 +2000,7 @@ def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[
     """Decide for one channel from its condition; the gateway's name is never asked."""
     if channel.condition == "unknown":
         return ChannelPlan(channel, "unknown", channel.detail)
-    if (policy.closed_after_start_needs_person and channel.condition == "stopped"
+    if (channel.status in policy.lost_login_after_start and channel.condition == "stopped"
             and (incident or {}).get("last_kick_outcome") in ("start_session_requested",
                                                               "qr_issued")):
         # Its own start (the last kick) ended stopped again: the login is gone, not stopped.
@@ -2008,7 +2008,9 @@ def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[
                                       detail=f"stopped again after its start-session: "
                                              f"{WPPCONNECT_LOGIN_GONE}")
     loop = policy.reconnect_loop_words
+    # A QR incident that ends close (Evolution's QR limit) is not a loop: it stays with a person.
     if (incident and channel.status in loop and channel.condition in ("stopped", "transient")
+            and incident.get("reason") in ("down", "stuck")
             and (incident.get("flipping") or (incident.get("last_status") in loop
                                               and incident.get("last_status") != channel.status))):
         return _plan_reconnect_loop(channel, incident, now, policy, force)
@@ -2757,7 +2759,7 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         revive_transient=gateway.abilities.revive_transient,
         restart_silent=settings.silent_action == "restart"
         and gateway.abilities.restart_connected,
-        closed_after_start_needs_person=gateway.abilities.closed_after_start_needs_person,
+        lost_login_after_start=gateway.abilities.lost_login_after_start,
         reconnect_loop_words=gateway.abilities.reconnect_loop_words)
     plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
                     policy, run.force)
@@ -2921,7 +2923,7 @@ def after_revive(kick: Kick, seen: Optional[Channel], policy: PlanPolicy) -> Kic
     if seen.condition == "needs_person":
         return Kick("qr_issued", f"status {quote_untrusted(seen.status, 40)} after the revive: "
                                  f"{seen.detail or 'a person must scan a new QR code'}")
-    if (policy.closed_after_start_needs_person and seen.condition == "stopped"
+    if (seen.status in policy.lost_login_after_start and seen.condition == "stopped"
             and kick.outcome == "start_session_requested"):
         return Kick("qr_issued", f"stopped again after its start-session: "
                                  f"{WPPCONNECT_LOGIN_GONE}")

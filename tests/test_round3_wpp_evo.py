@@ -250,3 +250,17 @@ def test_evolution_instance_flipping_close_connecting_is_one_transient_incident(
     assert all(channels_of(r)["a"]["outcome"] == "stuck" for r in after)
     assert sim.count("connect") + sim.count("restart") == 2  # not revived every run
     assert len(recorder.requests) == 1  # alerted once
+
+
+def test_evolution_qr_that_ends_close_stays_with_a_person_not_a_loop(run_check, backend,
+                                                                    recorder):
+    sim = backend("evolution")
+    sim.add_instance("a", memory="connecting", db="connecting", on_connect="qr")  # a QR is up
+    env = settings_for("evolution", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook",
+                       HEALTHCHECK_STARTING_GRACE_MINUTES="0")
+    run_check(env=env)
+    sim.instances["a"]["memory"] = "close"  # the QR limit: memory close, the database stays
+    run = run_check("--json", env=env)
+    a = channels_of(run)["a"]
+    assert a["outcome"] != "stuck" and a["action"] not in ("wait_loop", "revive_loop"), run.stdout
+    assert [i["reason"] for b in recorder.json_bodies() for i in b["items"]] == ["qr"]
