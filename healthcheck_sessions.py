@@ -1410,7 +1410,8 @@ class WppconnectGateway(Gateway):
     CLOSED is revived with start-session and the body {} (any other body overwrites the
     session's stored webhook settings); a CONNECTED session whose page is dead is closed and
     started again. Never close an INITIALIZING session: the real server answers 500, leaves
-    its Chromium running, and every later start hangs. Never logout, clear-session-data or
+    its Chromium running, and every later start hangs. A lost login reads CLOSED, like a stop:
+    CLOSED with the QR it last showed, or CLOSED again after its own start, needs a person. Never logout, clear-session-data or
     /unhealthy.
     """
 
@@ -1512,9 +1513,12 @@ class WppconnectGateway(Gateway):
         if channel.condition == "needs_person":
             return Kick("qr_issued", "start-session requested to show a new QR: "
                                      f"{channel.detail or WPPCONNECT_LOGIN_GONE}")
-        # The answer is the status from before the start: the next run sees what came of it.
+        # The answer is the status from before the start: the read after it (the verify, or
+        # the next run) sees what came of it.
         return Kick("start_session_requested", "start-session requested: the server relaunches "
-                                               "the session from its stored login")
+                                               "the session from its stored login, if it still "
+                                               "has one (a QR, or CLOSED again, goes to a "
+                                               "person)")
 
 
 GATEWAYS = {"wrapper": WrapperGateway, "waha": WahaGateway, "evolution": EvolutionGateway,
