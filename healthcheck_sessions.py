@@ -195,6 +195,9 @@ OUTCOME_STATES = {
     "silent": WARNING,                # listed as connected, but no inbound message for too long
     "failed": CRITICAL,               # the kick itself failed
     "ignored": OK,                    # HEALTHCHECK_IGNORE_CHANNELS: never revived nor alerted
+    "unknown": CRITICAL,              # its status read failed: not judged, its incident kept
+    "restart_gateway": CRITICAL,      # only restarting the gateway's process can load it
+    "restart_pending": CRITICAL,      # the same, not called again this run (backoff)
 }
 
 ENV_HELP = """\
@@ -1210,6 +1213,12 @@ class Abilities:
     revive_transient: bool
     #: A connected session can be restarted without losing its login (for a silent one).
     restart_connected: bool
+    #: The words that mean a lost login when a session's own start ends in them (WPPConnect's
+    #: CLOSED: a QR was shown and closed unscanned after 60 s; it reads the same as stopped).
+    lost_login_after_start: frozenset = frozenset()
+    #: The words the gateway's own reconnect loop flips between (Evolution: close and
+    #: connecting); an instance seen in both is one transient incident, not a stopped one.
+    reconnect_loop_words: frozenset = frozenset()
 
 
 class Gateway:
@@ -1376,6 +1385,16 @@ class WahaGateway(Gateway):
 #: Baileys close codes after which Evolution wipes the stored login (408 from 2.4.0 on).
 EVOLUTION_LOGOUT_CODES = frozenset({401, 402, 403, 406, 408})
 EVOLUTION_CONDITIONS = {"open": "connected", "connecting": "transient", "close": "stopped"}
+#: The status shown for an instance connectionState gives no state for (not in memory).
+EVOLUTION_NOT_LOADED = "(not loaded)"
+
+
+#: What an instance that the running Evolution process has not loaded needs.
+EVOLUTION_RESTART_ADVICE = ("connect refused with [object Object]: this Evolution process has "
+                            "not loaded the instance, so no connect can revive it; restart the "
+                            "Evolution process (it loads every instance and connects those "
+                            "whose stored state is open or connecting); connect calls back "
+                            "off meanwhile")
 
 
 class EvolutionGateway(Gateway):
@@ -1385,7 +1404,8 @@ class EvolutionGateway(Gateway):
     /instance/restart. Never logout or delete.
     """
 
-    abilities = Abilities(revive_transient=True, restart_connected=True)
+    abilities = Abilities(revive_transient=True, restart_connected=True,
+                          reconnect_loop_words=frozenset({"close", "connecting"}))
     KEY_REFUSED = ("Evolution API refused the key; check HEALTHCHECK_GATEWAY_KEY (its global "
                    "AUTHENTICATION_API_KEY, not an instance's token)")
 
@@ -1419,8 +1439,7 @@ class EvolutionGateway(Gateway):
         for (name, row), (state, error) in zip(named, [s or (None, "no time left") for s in
                                                         states]):
             if error:
-                problems.append((CRITICAL, f"instance {quote_untrusted(name, 80)}: its state "
-                                           f"could not be read: {error}"))
+                channels.append(unread_channel(name, "state", error))
                 continue
             code = row.get("disconnectionReasonCode")
             condition = EVOLUTION_CONDITIONS.get(state, "stopped")
@@ -1434,7 +1453,7 @@ class EvolutionGateway(Gateway):
                 detail = (f"closed with code {code}: Evolution wiped the stored login, a person "
                           f"must scan a new QR")
             channels.append(Channel(name, state or "(none)", condition, detail))
-        return Listing(channels, problems)
+        return Listing(every_read_failed(channels, "instance"), problems)
 
     def _live_state(self, name: str) -> tuple[Optional[str], Optional[str]]:
         """Return (the instance's in-memory state word, None), or (None, the error text)."""
@@ -1445,9 +1464,10 @@ class EvolutionGateway(Gateway):
             return None, str(exc)
         instance = data.get("instance") if isinstance(data, dict) else None
         state = instance.get("state") if isinstance(instance, dict) else None
-        # Listed in the database but not loaded in memory: closed, to be connected.
+        # Listed in the database but not loaded in memory: stopped; a connect tells whether
+        # this process can connect it at all.
         return (clean_text(state.strip().lower())[:40] if isinstance(state, str)
-                else "close"), None
+                else EVOLUTION_NOT_LOADED), None
 
     def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
         name = channel_path(channel.id)
@@ -1463,6 +1483,10 @@ class EvolutionGateway(Gateway):
         except HealthcheckError as exc:
             return Kick("failed", str(exc))
         if isinstance(data, dict) and data.get("error") is True:
+            if what == "connect" and data.get("message") == "[object Object]":
+                # The instance is in the database, but this process never loaded it (created
+                # or restored after it started): connect has no socket to open, every time.
+                return Kick("restart_gateway", EVOLUTION_RESTART_ADVICE)
             # Evolution reports these failures with HTTP 200.
             return Kick("failed", f"{what} call refused (HTTP 200 with an error): "
                                   f"{quote_untrusted(data.get('message') or 'no reason')}")
@@ -1477,6 +1501,12 @@ class EvolutionGateway(Gateway):
                                            f"from its stored login")
 
 
+#: What a CLOSED session that its own start did not bring back needs.
+WPPCONNECT_LOGIN_GONE = ("its stored login is gone (the phone unlinked the device, or a QR "
+                         "went unscanned for 60 s and WPPConnect closed it, which reads the "
+                         "same as stopped): a person must scan a new QR (qrcode-session) with "
+                         "the WhatsApp of that number within 60 s of a start")
+
 WPPCONNECT_CONDITIONS = {"CONNECTED": "connected", "INITIALIZING": "transient",
                          "QRCODE": "needs_person", "PHONECODE": "needs_person",
                          "CLOSED": "stopped"}
@@ -1488,11 +1518,13 @@ class WppconnectGateway(Gateway):
     CLOSED is revived with start-session and the body {} (any other body overwrites the
     session's stored webhook settings); a CONNECTED session whose page is dead is closed and
     started again. Never close an INITIALIZING session: the real server answers 500, leaves
-    its Chromium running, and every later start hangs. Never logout, clear-session-data or
+    its Chromium running, and every later start hangs. A lost login reads CLOSED, like a stop:
+    CLOSED with the QR it last showed, or CLOSED again after its own start, needs a person. Never logout, clear-session-data or
     /unhealthy.
     """
 
-    abilities = Abilities(revive_transient=False, restart_connected=True)
+    abilities = Abilities(revive_transient=False, restart_connected=True,
+                          lost_login_after_start=frozenset({"CLOSED"}))
     # A wrong key is a 400 on the listing; a 401 is a session's token, minted with the key.
     KEY_REFUSED = ("the server refused the token minted for this session a moment ago (the key "
                    "itself was accepted); check that no proxy in front of WPPConnect-Server "
@@ -1524,12 +1556,9 @@ class WppconnectGateway(Gateway):
                             self.settings.workers, self.budget_end)
         channels = []
         for name, state in zip(checked, found):
-            if isinstance(state, Channel):
-                channels.append(state)
-            else:
-                problems.append((CRITICAL, f"session {quote_untrusted(name, 80)}: its status "
-                                           f"could not be read: {state or 'no time left'}"))
-        return Listing(channels, problems)
+            channels.append(state if isinstance(state, Channel)
+                            else unread_channel(name, "status", state or "no time left"))
+        return Listing(every_read_failed(channels, "session"), problems)
 
     def _token(self, name: str) -> str:
         if name not in self._tokens:
@@ -1557,6 +1586,11 @@ class WppconnectGateway(Gateway):
             word = data.get("status") if isinstance(data, dict) else None
             word = clean_text(word.strip().upper())[:40] if isinstance(word, str) else "CLOSED"
             condition = WPPCONNECT_CONDITIONS.get(word, "transient")
+            if word == "CLOSED" and any(isinstance(data.get(k), str) and data[k].strip()
+                                        for k in ("urlcode", "qrcode")):
+                # Only a start whose QR closed unscanned leaves CLOSED with a QR: autoClose
+                # cannot reset the entry then (createSessionUtil.ts:113-121); a stop clears it.
+                return Channel(name, word, "needs_person", WPPCONNECT_LOGIN_GONE)
             if word != "CONNECTED":
                 return Channel(name, word, condition)
             # status-session says CONNECTED even when the browser page has died.
@@ -1588,9 +1622,15 @@ class WppconnectGateway(Gateway):
         if not 200 <= answer.status < 300:
             return Kick("failed", _describe_http_failure(answer, "start-session call",
                                                          self.display_url))
-        # The answer is the status from before the start: the next run sees what came of it.
+        if channel.condition == "needs_person":
+            return Kick("qr_issued", "start-session requested to show a new QR: "
+                                     f"{channel.detail or WPPCONNECT_LOGIN_GONE}")
+        # The answer is the status from before the start: the read after it (the verify, or
+        # the next run) sees what came of it.
         return Kick("start_session_requested", "start-session requested: the server relaunches "
-                                               "the session from its stored login")
+                                               "the session from its stored login, if it still "
+                                               "has one (a QR, or CLOSED again, goes to a "
+                                               "person)")
 
 
 GATEWAYS = {"wrapper": WrapperGateway, "waha": WahaGateway, "evolution": EvolutionGateway,
@@ -1610,8 +1650,9 @@ class Channel:
     #: The gateway's own word (the wrapper's trimmed and lower-cased); "" when it gave none.
     status: str
     #: What the word means for the watchdog: connected, transient (starting, reconnecting),
-    #: needs_person (a QR, a pairing code, a logged-out device) or stopped (revivable from
-    #: its stored login). Empty: connected when the status says so, stopped otherwise.
+    #: needs_person (a QR, a pairing code, a logged-out device), stopped (revivable from
+    #: its stored login) or unknown (its status read failed this run). Empty: connected when
+    #: the status says so, stopped otherwise.
     condition: str = ""
     #: What the gateway's answer told beyond the word (a logout code, a dead page).
     detail: str = ""
@@ -1640,6 +1681,27 @@ class Listing:
 
     channels: list[Channel]
     problems: list[tuple[int, str]]
+
+
+def unread_channel(name: str, what: str, error: str) -> Channel:
+    """A listed session whose own status read failed: neither down nor recovered this run.
+
+    Dropping it would close its incident (a false "resolved") and restart its grace; its
+    incident and previous condition are kept instead (see plan_incidents).
+    """
+    return Channel(name, "(unknown)", "unknown",
+                   f"status unknown this run (its incident is kept as it was): its {what} "
+                   f"could not be read: {error}")
+
+
+def every_read_failed(channels: list[Channel], noun: str) -> list[Channel]:
+    """Return the channels; raise when every status read failed: the gateway is failing."""
+    unread = [c for c in channels if c.condition == "unknown"]
+    if unread and len(unread) == len(channels):
+        raise HealthcheckError(f"every status read failed ({_plural(len(channels), noun)} "
+                               f"listed), so the gateway is failing; the first: "
+                               f"{unread[0].detail.split(': ', 1)[1]}", CRITICAL)
+    return channels
 
 
 def _describe_http_failure(answer: Answer, what: str, base: str) -> str:
@@ -1986,7 +2048,7 @@ class Plan:
     def revivals(self) -> list[tuple[Channel, bool]]:
         """The channels to revive, each with whether it is a restart of a connected one."""
         return [(p.channel, p.action == "restart_silent") for p in self.channels
-                if p.action in ("kick", "restart_silent")]
+                if p.action in ("kick", "restart_silent", "revive_loop")]
 
 
 def qr_kick_due(incident: Optional[dict], status: str, now: datetime,
@@ -1997,7 +2059,7 @@ def qr_kick_due(incident: Optional[dict], status: str, now: datetime,
     2, 4, 8, 16... of the QR phase, then every `retry_hours`, and at once when the status
     changes (something happened on the gateway).
     """
-    backing_off = needs_person or (incident or {}).get("last_kick_outcome") == "qr_issued"
+    backing_off = needs_person or (incident or {}).get("last_kick_outcome") in PERSON_OUTCOMES
     if not incident or not backing_off or not incident.get("last_kick_at"):
         return True, ""
     if incident.get("last_status") != (status or "(none)"):
@@ -2031,6 +2093,8 @@ class PlanPolicy:
     restart_silent: bool = False
     #: HEALTHCHECK_IGNORE_CHANNELS, as channel_key patterns.
     ignore: tuple[str, ...] = ()
+    lost_login_after_start: frozenset = frozenset()
+    reconnect_loop_words: frozenset = frozenset()
 
 
 def plan_run(listing: Listing, expected: Sequence[str], incidents: dict,
@@ -2062,6 +2126,22 @@ def plan_run(listing: Listing, expected: Sequence[str], incidents: dict,
 def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[Silence],
                   now: datetime, policy: PlanPolicy, force: bool) -> ChannelPlan:
     """Decide for one channel from its condition; the gateway's name is never asked."""
+    if channel.condition == "unknown":
+        return ChannelPlan(channel, "unknown", channel.detail)
+    if (channel.status in policy.lost_login_after_start and channel.condition == "stopped"
+            and (incident or {}).get("last_kick_outcome") in ("start_session_requested",
+                                                              "qr_issued")):
+        # Its own start (the last kick) ended stopped again: the login is gone, not stopped.
+        channel = dataclasses.replace(channel, condition="needs_person",
+                                      detail=f"stopped again after its start-session: "
+                                             f"{WPPCONNECT_LOGIN_GONE}")
+    loop = policy.reconnect_loop_words
+    # A QR incident that ends close (Evolution's QR limit) is not a loop: it stays with a person.
+    if (incident and channel.status in loop and channel.condition in ("stopped", "transient")
+            and incident.get("reason") in ("down", "stuck")
+            and (incident.get("flipping") or (incident.get("last_status") in loop
+                                              and incident.get("last_status") != channel.status))):
+        return _plan_reconnect_loop(channel, incident, now, policy, force)
     if channel.connected:
         if silence is None:
             return ChannelPlan(channel, "none")
@@ -2093,12 +2173,49 @@ def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[
         return ChannelPlan(channel, "kick")
     due, why = qr_kick_due(incident, channel.status, now, policy.qr_retry_hours,
                            needs_person=channel.condition == "needs_person")
+    if not due and (incident or {}).get("last_kick_outcome") == "restart_gateway":
+        return ChannelPlan(channel, "wait_restart", "not connected this run: the gateway's "
+                                                    "process must be restarted to load it; "
+                                                    + why[why.index("next kick"):])
     return ChannelPlan(channel, "kick" if due else "wait_qr", why)
 
 
 #: What a person checks for a channel that keeps dropping and coming back.
 FLAP_ADVICE = ("the phone behind it (its network, a battery saver, WhatsApp open elsewhere) "
                "and the gateway's log around the drops")
+def _plan_reconnect_loop(channel: Channel, incident: dict, now: datetime, policy: PlanPolicy,
+                         force: bool) -> ChannelPlan:
+    """Plan for a session the gateway's own reconnect loop flips between two words.
+
+    Each run catches one word or the other, so the word's own grace would restart at every
+    flip and a run that catches the stopped word would revive it: the loop is one transient
+    incident instead, whose grace counts from its first sighting (the incident's start).
+    """
+    since = _parse_time(incident.get("since"))
+    waited = (now - since).total_seconds() / 60 if since else 0.0
+    words = " and ".join(sorted(policy.reconnect_loop_words))
+    if waited < policy.starting_grace_minutes:
+        if force:
+            return ChannelPlan(channel, "kick")
+        left = policy.starting_grace_minutes - waited
+        return ChannelPlan(channel, "wait_loop", f"it flips between {words}: the gateway's own "
+                                                 f"reconnect loop, left alone {left:.0f} more "
+                                                 f"min from its first sighting "
+                                                 f"(HEALTHCHECK_STARTING_GRACE_MINUTES)")
+    last_kick = _parse_time(incident.get("last_kick_at"))
+    stuck = f"still flipping between {words} after {waited:.0f} min: {LOOP_ADVICE}"
+    if (incident.get("reason") == "stuck" and last_kick is not None and not force
+            and now < last_kick + timedelta(hours=policy.qr_retry_hours)):
+        return ChannelPlan(channel, "alert_loop", f"{stuck}; revived at "
+                                                  f"{last_kick.strftime('%Y-%m-%d %H:%M')}, "
+                                                  f"not again before "
+                                                  f"HEALTHCHECK_QR_RETRY_HOURS")
+    return ChannelPlan(channel, "revive_loop", stuck)
+
+
+#: What a person does with an instance whose own reconnect never connects (Evolution).
+LOOP_ADVICE = ("its own reconnect never connects (a dead connection); revived once past its "
+               "grace; check the phone's link and restart the Evolution process")
 
 #: What a person does with a session a gateway keeps starting (WPPConnect's INITIALIZING).
 STUCK_ADVICE = ("restart the gateway server process (its sessions start again from their "
@@ -2177,12 +2294,17 @@ class Report:
         With `limit`, channel lists are cut ("... and N more") so that the line fits.
         """
         parts = [self.error] if self.error else []
-        down = [c for c in self.channels if not c.connected and c.action != "ignored"]
+        down = [c for c in self.channels
+                if not c.connected and c.action != "ignored" and c.outcome != "unknown"]
         if down:
             parts.append(_fit(f"{len(down)} of {len(self.channels)} channels not connected: ",
                               [f"{quote_untrusted(c.id, 60)} ({c.outcome}"
                                f"{', ' + c.verified if c.verified else ''})" for c in down],
                               limit))
+        unknown = [c for c in self.channels if c.outcome == "unknown"]
+        if unknown:
+            parts.append(_fit(f"status unknown this run for {len(unknown)}: ",
+                              [quote_untrusted(c.id, 60) for c in unknown], limit))
         silent = [c for c in self.channels if c.outcome == "silent"]
         if silent:
             parts.append(_fit(f"{len(silent)} connected but silent (no inbound message for too "
@@ -2275,7 +2397,9 @@ class Report:
 
 #: Outcomes that mean a reconnect call was made.
 KICK_OUTCOMES = frozenset({"reconnect_requested", "already_connected", "starting",
-                           "start_session_requested", "qr_issued", "failed"})
+                           "start_session_requested", "qr_issued", "failed", "restart_gateway"})
+#: Kick outcomes after which only a person can go on: later kicks back off as for a QR.
+PERSON_OUTCOMES = frozenset({"qr_issued", "restart_gateway"})
 
 
 def _fit(head: str, items: list[str], limit: int) -> str:
@@ -2440,7 +2564,8 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
             incident["status_since"] = stamp  # a starting session's grace counts from here
         if kicked:
             incident["kicks"] = _count(incident.get("kicks")) + 1
-            if (outcome == "qr_issued" or needs_person) and incident.get("qr_status") != status:
+            if (outcome in PERSON_OUTCOMES or needs_person) \
+                    and incident.get("qr_status") != status:
                 # The backoff for what only a person can finish starts here.
                 incident.update(qr_since_run=incident["runs_down"], qr_status=status)
             incident.update(last_kick_outcome=outcome, last_kick_run=incident["runs_down"],
@@ -2494,16 +2619,22 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
         if channel.action == "ignored":
             close(channel.id, "is ignored now (HEALTHCHECK_IGNORE_CHANNELS); incident closed")
             continue
+        if channel.outcome == "unknown":
+            continue  # its read failed: neither down nor recovered, the incident stays as is
         if channel.down_now:
-            person = channel.condition == "needs_person"
+            restart = channel.outcome in ("restart_gateway", "restart_pending")
+            person = channel.condition == "needs_person" or restart
             qr = channel.outcome in ("qr_issued", "qr_pending") or person
-            reason = "stuck" if channel.outcome == "stuck" else "qr" if qr else "down"
+            reason = "stuck" if channel.outcome == "stuck" else "restart" if restart \
+                else "qr" if qr else "down"
+            loop = channel.action in ("wait_loop", "alert_loop", "revive_loop")
             open_or_continue(channel.id, channel.status or "(none)", channel.outcome,
-                             kicked=channel.outcome in KICK_OUTCOMES,
+                             kicked=channel.outcome in KICK_OUTCOMES
+                             or channel.action == "revive_loop",
                              urgent=channel.outcome in ("qr_issued", "stuck") or person,
                              reason=reason, quiet=channel.outcome == "in_grace"
                              or (channel.in_grace and not qr),
-                             needs_person=person)
+                             needs_person=person, **({"flipping": True} if loop else {}))
         elif channel.silence is not None:
             # Connected is not alive: a person must look at the phone now, not in 30 min.
             open_or_continue(channel.id, channel.status, channel.outcome,
@@ -2653,6 +2784,8 @@ def _alert_item(kind: str, key: str, incident: dict, now: Optional[datetime] = N
             "outcome": incident.get("last_outcome")}
     if key == ACTIVITY_KEY:
         item.update(subject="activity", id=None)
+    if incident.get("flipping"):
+        item["flipping"] = True
     if incident.get("reason") == "silent":
         item.update(last_inbound_at=incident.get("last_inbound_at"),
                     expected_inbound=incident.get("expected_inbound"))
@@ -2692,6 +2825,12 @@ def compose_alert(items: list[dict], state: int, host: str, run_id: str, now: da
             return f"{name}: a person must scan a new QR code in the panel now ({counts})"
         if item.get("reason") == "missing":
             return f"{name}: missing from the gateway's list ({counts})"
+        if item.get("reason") == "restart":
+            return (f"{name}: the gateway's process has not loaded it, so no connect can revive "
+                    f"it: restart the Evolution process ({counts})")
+        if item.get("reason") == "stuck" and item.get("flipping"):
+            return (f"{name}: flips between close and connecting: {LOOP_ADVICE} "
+                    f"({counts})")
         if item.get("reason") == "stuck":
             return (f"{name}: stuck {quote_untrusted(item.get('status') or '?', 40)}: the "
                     f"gateway's own start never finished; {STUCK_ADVICE} ({counts})")
@@ -2860,7 +2999,9 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         starting_grace_minutes=settings.starting_grace_minutes,
         revive_transient=gateway.abilities.revive_transient,
         restart_silent=settings.silent_action == "restart"
-        and gateway.abilities.restart_connected, ignore=settings.ignore_channels)
+        and gateway.abilities.restart_connected, ignore=settings.ignore_channels,
+        lost_login_after_start=gateway.abilities.lost_login_after_start,
+        reconnect_loop_words=gateway.abilities.reconnect_loop_words)
     plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
                     policy, run.force)
     report.problems[:0] = [(s, name_settings(t, settings)) for s, t in plan.problems]
@@ -2871,17 +3012,19 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
     else:
         kicks = kick_all(gateway, jobs, settings.workers, budget_end, run.kicked)
     kicked = [c for c, _ in jobs]
-    after: dict[str, Channel] = {}
+    relisted: dict[str, Channel] = {}
     verified = verify_kicks(gateway, kicked, settings.verify_seconds, budget_end, report,
-                            after) if kicked and not dry_run else {}
+                            relisted) if kicked and not dry_run else {}
+    revived = [after_revive(k, relisted.get(c.id), policy) for c, k in zip(kicked, kicks)]
+    # A revive that the second listing shows asking for a person: its status now, so the QR
+    # backoff starts from it.
+    asks_person = {c.id: relisted[c.id] for c, k, r in zip(kicked, kicks, revived)
+                   if r.outcome == "qr_issued" and k.outcome != "qr_issued"}
     outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings))
-               for c, k in zip(kicked, kicks)}
-    asks_person = {c.id: after[c.id] for c in kicked
-                   if c.id in after and after[c.id].condition == "needs_person"
-                   and outcome[c.id].outcome not in ("qr_issued", "failed")}
-    for channel_id, later in asks_person.items():
-        outcome[channel_id] = revived_into_qr(later)
-    waiting = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck"}
+               for c, k in zip(kicked, revived)}
+    waiting = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck",
+               "unknown": "unknown", "wait_restart": "restart_pending",
+               "wait_loop": "in_grace", "alert_loop": "stuck"}
     for entry in plan.channels:
         channel = entry.channel
         kick = outcome.get(channel.id)
@@ -2891,7 +3034,10 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
             kick = Kick("silent", describe_silence(entry.silence, now))
         elif entry.action == "ignored":
             kick = Kick("ignored", entry.detail)
-        if channel.id in asks_person:  # its status now, so the QR backoff starts from it
+        elif entry.action == "revive_loop" and kick is not None:
+            kick = Kick("stuck", f"{entry.detail}; this run's revive: {kick.outcome}, "
+                                 f"{kick.detail}")
+        if channel.id in asks_person:
             channel = asks_person[channel.id]
         report.channels.append(ChannelReport(
             channel.id, channel.status, channel.connected,
@@ -2899,18 +3045,6 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
             verified.get(channel.id), entry.silence, entry.action, channel.condition,
             in_grace=entry.in_grace))
     return report, activity if settings.activity else None
-
-
-def revived_into_qr(later: Channel) -> Kick:
-    """Return the outcome of a revive after which the gateway asks for a person.
-
-    Some revive calls answer before the session has got anywhere (WAHA's restart always
-    answers STARTING): only the list read after the revive shows that the login is gone.
-    """
-    status = quote_untrusted(later.status or "(none)", 40)
-    return Kick("qr_issued", f"after the revive the gateway lists it as {status}"
-                             f"{': ' + later.detail if later.detail else ''}: the stored login "
-                             f"is no longer valid, a person must scan a new QR code")
 
 
 def read_activity(source: ActivitySettings, previous: dict, listed: set, now: float,
@@ -3027,11 +3161,30 @@ def _driver_timeouts(url: str, limit: float) -> dict:
     return {}
 
 
+def after_revive(kick: Kick, seen: Optional[Channel], policy: PlanPolicy) -> Kick:
+    """Return what a revive came to, given the status read after it (None: not read).
+
+    A revive's own answer can be from before it (WPPConnect's start-session answers the
+    previous status): a session that shows a QR, or is stopped again, after its start needs
+    a person now, not in 15 minutes.
+    """
+    if seen is None or kick.outcome in ("qr_issued", "failed"):
+        return kick
+    if seen.condition == "needs_person":
+        return Kick("qr_issued", f"status {quote_untrusted(seen.status, 40)} after the revive: "
+                                 f"{seen.detail or 'a person must scan a new QR code'}")
+    if (seen.status in policy.lost_login_after_start and seen.condition == "stopped"
+            and kick.outcome == "start_session_requested"):
+        return Kick("qr_issued", f"stopped again after its start-session: "
+                                 f"{WPPCONNECT_LOGIN_GONE}")
+    return kick
+
+
 def verify_kicks(gateway, kicked: list[Channel], wait: float, budget_end: float,
-                 report: Report, after: Optional[dict] = None) -> dict[str, str]:
+                 report: Report, relisted: Optional[dict] = None) -> dict[str, str]:
     """Wait, list again, and return reconnected/still_down for each kicked channel.
 
-    `after`, when given, receives each kicked channel as the second list shows it.
+    `relisted`, when given, receives each kicked channel as the second listing shows it.
     """
     if wait <= 0:
         return {}
@@ -3048,9 +3201,10 @@ def verify_kicks(gateway, kicked: list[Channel], wait: float, budget_end: float,
         report.notes.append((WARNING, f"kicks not verified: "
                                       f"{name_settings(str(exc), gateway.settings)}"))
         return {}
-    if after is not None:
-        after.update((c.id, c) for c in listing.channels)
     connected = {c.id for c in listing.channels if c.connected}
+    if relisted is not None:
+        wanted = {c.id for c in kicked}
+        relisted.update((c.id, c) for c in listing.channels if c.id in wanted)
     return {c.id: "reconnected" if c.id in connected else "still_down" for c in kicked}
 
 

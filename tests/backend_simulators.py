@@ -142,16 +142,34 @@ class EvolutionSimulator(HttpSimulator):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        #: name -> {"db": ..., "memory": open | connecting | close | None, "code": int | None,
-        #: "on_connect": recover | qr | error}
+        #: name -> {"db": ..., "memory": open | connecting | close | None (not loaded by this
+        #: process), "code": int | None, "on_connect": recover | qr | error,
+        #: "flip_seconds": None | seconds between close and connecting (a dead connection)}
         self.instances: dict[str, dict] = {}
         self.license_required = False  # 2.4.0-rc2 before activation
 
-    def add_instance(self, name: str, memory: str = "open", db: Optional[str] = None,
-                     code: Optional[int] = None, on_connect: str = "recover"):
-        self.instances[name] = {"db": db or memory, "memory": memory, "code": code,
-                                "on_connect": on_connect}
+    def add_instance(self, name: str, memory: Optional[str] = "open", db: Optional[str] = None,
+                     code: Optional[int] = None, on_connect: str = "recover",
+                     flip_seconds: Optional[float] = None):
+        """Add an instance. `flip_seconds`: its connection is dead and Evolution's own
+        reconnect loop flips it between close and connecting every so many seconds (2-10 on
+        the real server); 0 flips it at every state read, so each run sees the other word."""
+        self.instances[name] = {"db": db or memory or "open", "memory": memory, "code": code,
+                                "on_connect": on_connect, "flip_seconds": flip_seconds,
+                                "flip_start": time.monotonic(), "flip_reads": 0}
         return self
+
+    def _memory(self, instance: dict, read: bool = False) -> Optional[str]:
+        """The in-memory state now; a flipping instance's comes from the clock or the reads."""
+        period = instance["flip_seconds"]
+        if period is None:
+            return instance["memory"]
+        if period == 0:
+            step = instance["flip_reads"]
+            instance["flip_reads"] += read
+        else:
+            step = int((time.monotonic() - instance["flip_start"]) / period)
+        return ("close", "connecting")[step % 2]
 
     def classify(self, method, parts):
         if method == "DELETE" and parts[:1] == ["instance"]:
@@ -190,14 +208,21 @@ class EvolutionSimulator(HttpSimulator):
         instance = self.instances.get(channel)
         if endpoint == "state":
             state = {"instanceName": channel}
-            if instance["memory"] is not None:  # not loaded in memory: no state at all
-                state["state"] = instance["memory"]
+            memory = self._memory(instance, read=True)
+            if memory is not None:  # not loaded in memory: no state at all
+                state["state"] = memory
             return 200, {"instance": state}
         if endpoint == "connect":
-            if instance["memory"] == "open":
+            memory = self._memory(instance)
+            if memory == "open":
                 return 200, {"instance": {"instanceName": channel, "state": "open"}}
-            if instance["on_connect"] == "error":
+            # An instance this process never loaded has no socket to connect: every connect
+            # fails, and only restarting Evolution loads it.
+            if instance["on_connect"] == "error" or memory is None:
                 return 200, {"error": True, "message": "[object Object]"}
+            if instance["flip_seconds"] is not None:
+                # The dead connection: the socket opens and drops again, the loop goes on.
+                return 200, {"count": 0}
             if instance["on_connect"] == "qr":
                 instance["memory"] = instance["db"] = "connecting"
                 return 200, {"pairingCode": None, "code": "2@abc", "base64": QR_DATA_URL,
@@ -205,10 +230,12 @@ class EvolutionSimulator(HttpSimulator):
             instance.update(memory="open", db="open", code=None)
             return 200, {"count": 0}
         if endpoint == "restart":
-            if instance["memory"] in (None, "close"):
+            memory = self._memory(instance)
+            if memory in (None, "close"):
                 return 200, {"error": True, "message": "[object Object]"}
-            stale = {"instance": {"instanceName": channel, "state": instance["memory"]}}
-            instance.update(memory="open", db="open")
+            stale = {"instance": {"instanceName": channel, "state": memory}}
+            if instance["flip_seconds"] is None:
+                instance.update(memory="open", db="open")
             return 200, stale
         return 404, {"status": 404, "error": "Not Found",
                      "response": {"message": [f"Cannot {method} {path}"]}}
@@ -220,20 +247,59 @@ class WppconnectSimulator(HttpSimulator):
     ENDPOINTS = ("list", "token", "status", "check", "start", "close", "forbidden")
     CHANNEL_ENDPOINTS = ("start", "close")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, qr_seconds: float = 60.0, start_seconds: float = 0.1, **kwargs):
         super().__init__(*args, **kwargs)
         #: name -> {"status": CONNECTED | INITIALIZING | QRCODE | PHONECODE | CLOSED | None,
         #: "page_alive": bool, "on_start": recover | qr | initializing, "config": dict,
-        #: "browser_leaked": bool}
+        #: "browser_leaked": bool, "urlcode": the last QR's text or None, "moves_at",
+        #: "closes_at": monotonic times of the next change or None}
         self.sessions: dict[str, dict] = {}
         self.tokens: dict[str, set] = {}
+        #: The library's autoClose: an unscanned QR ends the session CLOSED after this long.
+        self.qr_seconds = qr_seconds
+        #: How long a started session stays INITIALIZING before it connects or shows a QR.
+        self.start_seconds = start_seconds
 
     def add_session(self, name: str, status: Optional[str] = "CONNECTED",
                     page_alive: bool = True, on_start: str = "recover"):
-        self.sessions[name] = {"status": status, "page_alive": page_alive,
-                               "on_start": on_start, "config": {"webhook": "https://panel"},
-                               "browser_leaked": False}
+        self.sessions[name] = self._new_session(status, page_alive, on_start,
+                                                {"webhook": "https://panel"})
+        if status == "QRCODE":
+            self._show_qr(self.sessions[name])
         return self
+
+    def _new_session(self, status, page_alive, on_start, config) -> dict:
+        return {"status": status, "page_alive": page_alive, "on_start": on_start,
+                "config": config, "browser_leaked": False, "urlcode": None,
+                "moves_at": None, "closes_at": None}
+
+    def unlink(self, name: str):
+        """The phone unlinks the device: the library's disconnectedMobile drops the client
+        (createSessionUtil.ts:113-121), so the status reads CLOSED, as for a stopped one."""
+        with self._lock:
+            self.sessions[name].update(status=None, urlcode=None, page_alive=False,
+                                       on_start="qr", moves_at=None, closes_at=None)
+        return self
+
+    def _show_qr(self, session: dict):
+        session.update(status="QRCODE", urlcode="2@" + secrets.token_hex(8),
+                       closes_at=time.monotonic() + self.qr_seconds)
+
+    def _advance(self, session: dict):
+        """Move a session along its own clock: INITIALIZING ends, an unscanned QR times out."""
+        now = time.monotonic()
+        if session["status"] == "INITIALIZING" and session["moves_at"] is not None \
+                and now >= session["moves_at"]:
+            session["moves_at"] = None
+            if session["on_start"] == "qr":
+                self._show_qr(session)
+            else:
+                session.update(status="CONNECTED", page_alive=True)
+        if session["status"] == "QRCODE" and session["closes_at"] is not None \
+                and time.monotonic() >= session["closes_at"]:
+            # autoClose on the placeholder client: close() throws before the entry is reset,
+            # so the status is CLOSED and the stale QR text stays (createSessionUtil.ts:113-121).
+            session.update(status="CLOSED", closes_at=None)
 
     def classify(self, method, parts):
         if parts == ["unhealthy"] or parts[-1:] in (["logout-session"], ["clear-session-data"]):
@@ -283,11 +349,17 @@ class WppconnectSimulator(HttpSimulator):
             return 401, {"message": "Token is not present. Check your header and try again"}
         if words[1] not in self.tokens.get(channel, ()):
             return 401, {"error": "Check that the Session and Token are correct"}
-        session = self.sessions.setdefault(channel, {"status": None, "page_alive": False,
-                                                     "on_start": "recover", "config": {},
-                                                     "browser_leaked": False})
+        with self._lock:
+            session = self.sessions.setdefault(channel, self._new_session(None, False,
+                                                                          "recover", {}))
+            self._advance(session)
         if endpoint == "status":
-            return 200, {"status": self._status(channel), "qrcode": None, "version": "2.10.4"}
+            if session["status"] is None:  # no client, or one closed by close-session
+                return 200, {"status": "CLOSED", "qrcode": None}
+            answer = {"status": session["status"], "qrcode": None, "version": "2.10.4"}
+            if session["urlcode"]:  # never cleared, not even on CONNECTED
+                answer.update(qrcode=QR_DATA_URL, urlcode=session["urlcode"])
+            return 200, answer
         if endpoint == "check":
             alive = session["status"] == "CONNECTED" and session["page_alive"]
             return 200, ({"status": True, "message": "Connected"} if alive
@@ -300,12 +372,10 @@ class WppconnectSimulator(HttpSimulator):
             if session["status"] in (None, "CLOSED"):
                 if request:  # anything but {} replaces the stored webhook settings
                     session["config"] = request
-                if session["browser_leaked"]:
-                    session["status"] = "INITIALIZING"  # "the browser is already running"
-                else:
-                    session["status"] = {"recover": "CONNECTED", "qr": "QRCODE",
-                                         "initializing": "INITIALIZING"}[session["on_start"]]
-                    session["page_alive"] = True
+                session["status"] = "INITIALIZING"
+                if not session["browser_leaked"] and session["on_start"] != "initializing":
+                    # "the browser is already running" keeps a leaked one INITIALIZING for good
+                    session["moves_at"] = time.monotonic() + self.start_seconds
             return 200, previous
         if endpoint == "close":
             if session["status"] is None:
@@ -313,7 +383,7 @@ class WppconnectSimulator(HttpSimulator):
             if session["status"] == "INITIALIZING":
                 session.update(status="CLOSED", browser_leaked=True)
                 return 500, {"status": False, "message": "Error closing session", "error": {}}
-            session["status"] = None
+            session.update(status=None, urlcode=None, moves_at=None, closes_at=None)
             return 200, {"status": True, "message": "Session successfully closed"}
         return 404, b"<pre>Cannot GET</pre>", "text/html"
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from backend_simulators import SIMULATORS
-from gateway_simulator import Fault, html_fault
+from gateway_simulator import Fault, html_fault, json_fault
 
 KEY = "gw-key-5f4e3d2c1b0a9988"
 
@@ -234,10 +234,11 @@ def test_evolution_live_state_wins_over_the_stale_database(run_check, backends):
 
 def test_evolution_200_with_error_is_a_failed_revive(run_check, backends):
     sim = backends("evolution")
-    sim.add_instance("a", memory="close", on_connect="error")
+    sim.add_instance("a", memory="close")
+    sim.set_fault("connect", json_fault(200, {"error": True, "message": "Connection Closed"}))
     run = run_check(env=settings_for("evolution", sim))
     assert run.code == 2
-    assert "connect call refused (HTTP 200 with an error): [object Object]" in run.stdout
+    assert "connect call refused (HTTP 200 with an error): Connection Closed" in run.stdout
 
 
 def test_evolution_license_required_is_one_line(run_check, backends):
@@ -345,4 +346,5 @@ def test_a_session_whose_state_cannot_be_read_is_named(run_check, backends, kind
     sim.set_fault("state" if kind == "evolution" else "status",
                   Fault("response", status=500, body="{}", channel="b"))
     run = run_check(env=settings_for(kind, sim))
-    assert run.code == 2 and "b: its " in run.stdout and "could not be read" in run.stdout
+    assert run.code == 2 and "channel b: status (unknown)" in run.stdout
+    assert "could not be read" in run.stdout
