@@ -1844,7 +1844,8 @@ def learn_activity(previous: dict, events, now: float, listed: set,
                 # Not yet seen, or an older version read them all as first-pass times.
                 counted = [0, 0] if mark is None or mark < turn - length else \
                     [sum(first <= mark for first, _ in rows), 0]
-            first_pass, second_pass = split_repeated(rows, counted, mark, now, turn)
+            first_pass, second_pass = split_repeated(rows, counted, mark, now, turn - length,
+                                                     turn)
             for at in first_pass + second_pass:
                 count(key, at)
             counted_now[key] = [counted[0] + len(first_pass), counted[1] + len(second_pass)]
@@ -1872,14 +1873,14 @@ def learn_activity(previous: dict, events, now: float, listed: set,
 
 
 def split_repeated(rows: list, counted: list, mark: Optional[float], now: float,
-                   turn: float) -> tuple[list[float], list[float]]:
+                   begin: float, turn: float) -> tuple[list[float], list[float]]:
     """Return the epochs to count now, (first pass, second pass), of a channel's repeated hour.
 
     `rows` are the (first-pass, second-pass) readings of every row of that hour the source
     holds, sorted; `counted` how many of them earlier runs counted in each pass; `mark` the
-    newest time counted before, `turn` when the clock went back. Rows come in time order: the
-    whole first pass, then the second one, so the count of new rows is exact; which pass an
-    ambiguous row belongs to is decided from what earlier runs saw.
+    newest time counted before; the first pass ran from `begin` until the clock went back at
+    `turn`. Rows come in time order, the whole first pass then the second, so the number of new
+    rows is exact; which pass an ambiguous one belongs to is judged from what earlier runs saw.
     """
     new = len(rows) - counted[0] - counted[1]
     if new <= 0:
@@ -1896,11 +1897,16 @@ def split_repeated(rows: list, counted: list, mark: Optional[float], now: float,
     fresh = [r for r in rows if mark is None or r[0] > mark]
     first = [r[0] for r in fresh if r[1] > now]  # its second-pass reading has not come yet
     either = [r for r in fresh if r[1] <= now]
-    # Not seen by any run: the passes interleave in sorted order, one of each per moment.
-    first += [r[0] for r in either[0::2]]
-    second = [r[1] for r in either[1::2]]
+    second = []
     if len(old) > counted[0]:  # the first pass up to the mark was counted: the rest is new
-        second += latest(old, len(old) - counted[0])
+        second = latest(old, len(old) - counted[0])
+    if second or mark is None or mark < begin:
+        # Both passes went on past the mark, or no run saw the hour: they interleave in
+        # sorted order, one row of each per moment.
+        first += [r[0] for r in either[0::2]]
+        second += [r[1] for r in either[1::2]]
+    else:  # no second-pass row up to the mark: the first pass went on, the channel is quiet
+        first += [r[0] for r in either]
     return first, second
 
 

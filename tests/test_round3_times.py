@@ -194,21 +194,20 @@ def _times(start: datetime, end: datetime, step: timedelta = MESSAGE_EVERY) -> l
     return out
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-@pytest.mark.parametrize("zone_name,change", sorted(CLOCK_CHANGES))
-def test_clock_change_loses_and_double_counts_nothing(database_servers, kind, zone_name, change):
-    """Cron every 15 min across the change; a busy channel and one that dies 30 min before it."""
-    zone = ZoneInfo(zone_name)
-    turn = CLOCK_CHANGES[(zone_name, change)]
-    table = NaiveLocalTable(database_servers(kind).new_database(), zone)
-    source = hs.ActivitySettings(url=table.url, query="SELECT channel, received_at FROM inbound "
-                                                      "WHERE received_at > :since", zone=zone_name)
+def replay(table: NaiveLocalTable, source: "hs.ActivitySettings", turn: datetime,
+           first_run: timedelta, cron_every: timedelta) -> None:
+    """Cron runs from `first_run` after the change until 3 h after it, rows arriving meanwhile.
+
+    A busy channel gets a message every 5 minutes; a zombie's last one is 30 min before the
+    change. The busy one is never silent and its newest message is always known; the zombie is
+    silent from 60 min of quiet on; at the end every row is counted once, 12 in each hour.
+    """
     start, died, end = turn - timedelta(days=8), turn - timedelta(minutes=30), \
         turn + timedelta(hours=3)
     busy, zombie = _times(start, end), _times(start, died)
     history: dict = {}
     stored = start - MESSAGE_EVERY
-    run_at = turn - timedelta(hours=2)
+    run_at = turn + first_run
     while run_at <= end:
         # What arrived since the last run, then the run itself at that moment.
         table.add("busy", [t for t in busy if stored < t <= run_at])
@@ -218,20 +217,73 @@ def test_clock_change_loses_and_double_counts_nothing(database_servers, kind, zo
         history = hs.read_activity(source, history, {"busy", "zombie"}, now,
                                    time.monotonic() + 60)
         live, dead = history["channels"]["busy"], history["channels"]["zombie"]
-        assert live["last"] == now, (run_at, datetime.fromtimestamp(live["last"], timezone.utc))
+        newest = max(t for t in busy if t <= run_at)
+        assert live["last"] == newest.timestamp(), \
+            (run_at, datetime.fromtimestamp(live["last"], timezone.utc))
         assert hs.assess_silence(live, now, 72, 60) is None, run_at
         quiet = run_at - died
         silence = hs.assess_silence(dead, now, 72, 60)
-        assert dead["last"] == min(died, run_at).timestamp(), run_at
+        assert dead["last"] == max(t for t in zombie if t <= run_at).timestamp(), run_at
         assert (silence is not None) == (quiet >= timedelta(minutes=60)), (run_at, silence)
-        run_at += CRON_EVERY
+        run_at += cron_every
+    stored_rows = [t for t in busy if t <= stored]
     hours = hs.hourly_counts(history["channels"]["busy"])
-    first_hour = int(start.timestamp() // 3600) + 1
-    assert [hours.get(h) for h in range(first_hour, int(end.timestamp() // 3600))] == \
-        [12] * (int(end.timestamp() // 3600) - first_hour)
-    assert sum(hours.values()) == len(busy)
+    first_hour, last_hour = int(start.timestamp() // 3600) + 1, int(stored.timestamp() // 3600)
+    assert [hours.get(h) for h in range(first_hour, last_hour)] == [12] * (last_hour - first_hour)
+    assert sum(hours.values()) == len(stored_rows)
     assert sum(hs.hourly_counts(history["channels"]["zombie"]).values()) == len(zombie)
-    assert "repeats" not in history  # the repeated hour read whole, nothing kept for it
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("zone_name,change", sorted(CLOCK_CHANGES))
+def test_clock_change_loses_and_double_counts_nothing(database_servers, kind, zone_name, change):
+    """Cron every 15 min across the change, in the zone HEALTHCHECK_ACTIVITY_TZ names."""
+    turn = CLOCK_CHANGES[(zone_name, change)]
+    table = NaiveLocalTable(database_servers(kind).new_database(), ZoneInfo(zone_name))
+    source = hs.ActivitySettings(url=table.url, query="SELECT channel, received_at FROM inbound "
+                                                      "WHERE received_at > :since", zone=zone_name)
+    replay(table, source, turn, -timedelta(hours=2), CRON_EVERY)
+
+
+SCHEDULES = {
+    "hourly, 10 min before the change": (-timedelta(minutes=70), timedelta(hours=1), None),
+    "every 7 min": (-timedelta(minutes=100), timedelta(minutes=7), None),
+    "every 90 min, none in the repeated hour": (-timedelta(minutes=40), timedelta(minutes=90),
+                                                None),
+    "every 15 min, query ignoring :since": (-timedelta(hours=2), CRON_EVERY, EVERYTHING),
+}
+
+
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+@pytest.mark.parametrize("zone_name", ["Europe/Lisbon", "America/New_York"])
+def test_repeated_hour_on_other_schedules(database_servers, zone_name, schedule):
+    turn = CLOCK_CHANGES[(zone_name, "autumn")]
+    first_run, cron_every, query = SCHEDULES[schedule]
+    table = NaiveLocalTable(database_servers("sqlite").new_database(), ZoneInfo(zone_name))
+    source = hs.ActivitySettings(url=table.url, zone=zone_name, query=query or
+                                 "SELECT channel, received_at FROM inbound "
+                                 "WHERE received_at > :since")
+    replay(table, source, turn, first_run, cron_every)
+
+
+@pytest.fixture
+def machine_zone(monkeypatch):
+    """This process's own zone (what HEALTHCHECK_ACTIVITY_TZ unset means), set for one test."""
+    def use(name: str) -> None:
+        monkeypatch.setenv("TZ", name)
+        time.tzset()
+    yield use
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("zone_name", ["Europe/Lisbon", "America/New_York"])
+def test_repeated_hour_in_the_machine_zone(database_servers, machine_zone, zone_name):
+    machine_zone(zone_name)
+    table = NaiveLocalTable(database_servers("sqlite").new_database(), ZoneInfo(zone_name))
+    source = hs.ActivitySettings(url=table.url, zone=None, query="SELECT channel, received_at "
+                                 "FROM inbound WHERE received_at > :since")
+    replay(table, source, CLOCK_CHANGES[(zone_name, "autumn")], -timedelta(hours=2), CRON_EVERY)
 
 
 @pytest.mark.parametrize("zone_name", ["Europe/Lisbon", "America/New_York"])
