@@ -45,6 +45,7 @@ import argparse
 import dataclasses
 import fnmatch
 import json
+import math
 import os
 import queue
 import re
@@ -130,6 +131,15 @@ ACTIVITY_MIN_HISTORY_SECONDS = 7 * 86400
 ACTIVITY_WINDOW_SECONDS = 28 * 86400
 HOURS_PER_WEEK = 168
 DEFAULT_ACTIVITY_TIMEOUT = 30.0
+#: A writer's clock may run a little fast; a row dated further ahead of ours is not counted
+#: until its time comes, so that it can neither become the reading mark nor hide later rows.
+ACTIVITY_AHEAD_TOLERANCE = 5 * 60
+#: Further ahead than any zone mix-up can put a row (UTC-12 read as UTC+14): a bogus time.
+ACTIVITY_MAX_AHEAD = 26 * 3600
+#: The last instant every zone can still show as a date: later times cannot be kept.
+MAX_EPOCH = datetime(9999, 12, 30, tzinfo=timezone.utc).timestamp()
+#: The longest repeated stretch a clock change has made (most are one hour).
+MAX_REPEAT_SECONDS = 3 * 3600
 #: Channel names longer than this are not channels: their rows are ignored, never stored.
 MAX_CHANNEL_ID_CHARS = 200
 #: The panel's own table of inbound webhooks (HEALTHCHECK_ACTIVITY_DB=panel, MySQL/MariaDB).
@@ -1878,18 +1888,27 @@ class ActivityRowError(ValueError):
     """The activity query failed, or returned a row that is not (channel, received_at)."""
 
 
-def to_epoch(value, zone) -> Optional[float]:
+def to_epoch(value, zone, fold: int = 0) -> Optional[float]:
     """Return a received_at value as epoch seconds; None for NULL; raise ActivityRowError.
 
-    Naive datetimes are in `zone` (a tzinfo; None: this machine's zone). Numbers are epoch
-    seconds, or milliseconds when too large to be seconds (what JavaScript stores).
+    Naive datetimes are in `zone` (a tzinfo; None: this machine's zone); `fold` 1 reads one in
+    the hour a clock change repeats as its second pass. Numbers are epoch seconds, or
+    milliseconds when too large to be seconds (what JavaScript stores). A time no date can
+    show comes back as NaN, which `is_usable_time` refuses.
     """
     if value is None:
         return None
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.astimezone() if zone is None else value.replace(tzinfo=zone)
-        return value.timestamp()
+        try:
+            if value.tzinfo is None:
+                value = value.replace(fold=fold) if zone is None else \
+                    value.replace(tzinfo=zone, fold=fold)
+            return value.timestamp()
+        except (OverflowError, ValueError, OSError):  # year 1 or 9999 shifted out of range
+            return math.nan
+    local = naive_time(value)
+    if local is not None:
+        return to_epoch(local, zone, fold)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if isinstance(value, str):
@@ -1907,13 +1926,37 @@ def to_epoch(value, zone) -> Optional[float]:
         raise ActivityRowError("received_at is a boolean, not a time")
     try:
         number = float(value)  # int, float, Decimal
+    except OverflowError:
+        return math.nan  # an integer too large for any date
     except (TypeError, ValueError):
         raise ActivityRowError(f"received_at is a {type(value).__name__}, neither a date and "
                                f"time nor epoch seconds") from None
     return number / 1000 if number > 1e11 else number
 
 
-def learn_activity(previous: dict, events, now: float, listed: set) -> dict:
+def naive_time(value) -> Optional[datetime]:
+    """Return the value as a naive date and time when it is one (or text of one), else None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is None else None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str) or re.fullmatch(r"\s*[-+0-9.eE]*\s*", value):
+        return None  # epoch seconds as text are not local times
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is None else None
+
+
+def is_usable_time(at, now: float) -> bool:
+    """Return whether epoch seconds can be kept: finite, a date, not more than a day ahead."""
+    return _is_time(at) and at <= now + ACTIVITY_MAX_AHEAD
+
+
+def learn_activity(previous: dict, events, now: float, listed: set,
+                   repeats: Sequence[tuple[float, float]] = (),
+                   tally: Optional[dict] = None) -> dict:
     """Return the activity history with new (channel_key, epoch seconds) events counted in.
 
     Pure: `previous` is not changed. Per listed channel it keeps the first and last inbound
@@ -1922,6 +1965,12 @@ def learn_activity(previous: dict, events, now: float, listed: set) -> dict:
     channel (about 2 KB for a busy one) whatever the table holds. Events at or before the
     previous high-water mark were counted by an earlier run and are skipped, so a query that
     ignores :since cannot count a message twice.
+
+    A time that cannot be kept (`is_usable_time`) is skipped; one more than
+    ACTIVITY_AHEAD_TOLERANCE ahead of `now` waits for its time to come, and its channel is
+    flagged `ahead` (its silence cannot be judged). An event whose time is a pair (first pass,
+    second pass) lies in an hour the clock repeated, one of `repeats` (turn, length): those are
+    counted by number, not by the mark (`split_repeated`). `tally` gets what was skipped.
     """
     mark = previous.get("since")
     mark = mark if _is_time(mark) else None
@@ -1931,9 +1980,10 @@ def learn_activity(previous: dict, events, now: float, listed: set) -> dict:
         if key in listed and isinstance(entry, dict):
             learned[key] = (entry.get("first"), entry.get("last"), hourly_counts(entry))
     newest = mark
-    for key, at in events:
-        if key not in listed or (mark is not None and at <= mark):
-            continue
+    unusable, ahead, ahead_by, repeated = 0, {}, 0.0, {}
+
+    def count(key, at):
+        nonlocal newest
         newest = at if newest is None else max(newest, at)
         at = min(at, now)  # a clock ahead of ours must not make a silence negative
         first, last, hours = learned.setdefault(key, (at, at, {}))
@@ -1941,6 +1991,44 @@ def learn_activity(previous: dict, events, now: float, listed: set) -> dict:
                         max(last, at) if _is_time(last) else at, hours)
         hour = int(at // 3600)
         hours[hour] = hours.get(hour, 0) + 1
+
+    for key, at in events:
+        if key not in listed:
+            continue
+        if isinstance(at, tuple):
+            turn = next((t for t, length in repeats if t - length <= at[0] < t), None)
+            if turn is not None:
+                repeated.setdefault((turn, key), []).append(at)
+                continue
+            at = at[0]
+        if not is_usable_time(at, now):
+            unusable += 1
+        elif at > now + ACTIVITY_AHEAD_TOLERANCE:
+            ahead[key] = ahead.get(key, 0) + 1
+            ahead_by = max(ahead_by, at - now)
+        elif mark is None or at > mark:
+            count(key, at)
+    old_repeats = previous.get("repeats") if isinstance(previous.get("repeats"), dict) else {}
+    kept_repeats = {}
+    for turn, length in repeats:
+        record = old_repeats.get(f"{turn:.0f}")
+        record = record if isinstance(record, dict) else {}
+        counted_now = {}
+        for key in sorted({k for t, k in repeated if t == turn} | (set(record) & listed)):
+            rows = sorted(repeated.get((turn, key), []))
+            counted = record.get(key)
+            if not (isinstance(counted, list) and len(counted) == 2
+                    and all(_count(c) == c for c in counted)):
+                # Not yet seen, or an older version read them all as first-pass times.
+                counted = [0, 0] if mark is None or mark < turn - length else \
+                    [sum(first <= mark for first, _ in rows), 0]
+            first_pass, second_pass = split_repeated(rows, counted, mark, now, turn - length,
+                                                     turn)
+            for at in first_pass + second_pass:
+                count(key, at)
+            counted_now[key] = [counted[0] + len(first_pass), counted[1] + len(second_pass)]
+        if counted_now:
+            kept_repeats[turn] = (length, counted_now)
     base = int((now - ACTIVITY_WINDOW_SECONDS) // 3600)
     channels = {}
     for key, (first, last, hours) in learned.items():
@@ -1948,7 +2036,56 @@ def learn_activity(previous: dict, events, now: float, listed: set) -> dict:
         channels[key] = {"first": first, "last": last, "base": base,
                          "counts": ",".join(str(hours[h]) if hours.get(h) else ""
                                             for h in range(base, top + 1))}
-    return {"since": newest, "channels": channels}
+        if key in ahead:
+            channels[key]["ahead"] = True
+    if tally is not None:
+        tally.update(unusable=unusable, ahead=sum(ahead.values()), ahead_by=ahead_by)
+    history = {"since": newest, "channels": channels}
+    # Until a time after the repeated hour is read, the next run reads that hour again: it
+    # needs to know how many of its rows were counted, and in which pass.
+    still_open = {f"{turn:.0f}": counted for turn, (length, counted) in kept_repeats.items()
+                  if newest is None or newest < turn + length}
+    if still_open:
+        history["repeats"] = still_open
+    return history
+
+
+def split_repeated(rows: list, counted: list, mark: Optional[float], now: float,
+                   begin: float, turn: float) -> tuple[list[float], list[float]]:
+    """Return the epochs to count now, (first pass, second pass), of a channel's repeated hour.
+
+    `rows` are the (first-pass, second-pass) readings of every row of that hour the source
+    holds, sorted; `counted` how many of them earlier runs counted in each pass; `mark` the
+    newest time counted before; the first pass ran from `begin` until the clock went back at
+    `turn`. Rows come in time order, the whole first pass then the second, so the number of new
+    rows is exact; which pass an ambiguous one belongs to is judged from what earlier runs saw.
+    """
+    new = len(rows) - counted[0] - counted[1]
+    if new <= 0:
+        return [], []
+
+    def latest(candidates: list, number: int) -> list[float]:
+        """The second pass runs up to now: its new rows are the latest readings already due."""
+        due = [r for r in candidates if r[1] <= now]
+        return [r[1] for r in ([r for r in candidates if r[1] > now] + due)[-number:]]
+
+    if mark is not None and mark >= turn:
+        return [], latest(rows, new)  # a second-pass row was counted: the first pass is whole
+    old = [r for r in rows if mark is not None and r[0] <= mark]
+    fresh = [r for r in rows if mark is None or r[0] > mark]
+    first = [r[0] for r in fresh if r[1] > now]  # its second-pass reading has not come yet
+    either = [r for r in fresh if r[1] <= now]
+    second = []
+    if len(old) > counted[0]:  # the first pass up to the mark was counted: the rest is new
+        second = latest(old, len(old) - counted[0])
+    if second or mark is None or mark < begin:
+        # Both passes went on past the mark, or no run saw the hour: they interleave in
+        # sorted order, one row of each per moment.
+        first += [r[0] for r in either[0::2]]
+        second += [r[1] for r in either[1::2]]
+    else:  # no second-pass row up to the mark: the first pass went on, the channel is quiet
+        first += [r[0] for r in either]
+    return first, second
 
 
 def hourly_counts(entry: dict) -> dict:
@@ -1961,7 +2098,9 @@ def hourly_counts(entry: dict) -> dict:
 
 
 def _is_time(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """Whether a kept value is epoch seconds a date can show (a NaN or year 58894 is not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value) and 0 <= value <= MAX_EPOCH
 
 
 @dataclass(frozen=True)
@@ -2008,6 +2147,8 @@ def assess_silence(entry: Optional[dict], now: float, ceiling_hours: Optional[fl
     """
     if not entry or ceiling_hours is None or not _is_time(entry.get("last")):
         return None
+    if entry.get("ahead"):
+        return None  # its newest rows are dated ahead of our clock: its times are not trusted
     last = entry["last"]
     quiet = now - last
     expected = expected_inbound(entry, now)
@@ -2981,7 +3122,7 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         try:
             activity = read_activity(settings.activity, activity,
                                      {channel_key(c.id) for c in listing.channels},
-                                     now.timestamp(), budget_end)
+                                     now.timestamp(), budget_end, report)
             report.activity_read = True
         except HealthcheckError as exc:
             report.activity_read, report.activity_error = False, str(exc)
@@ -3047,11 +3188,39 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
     return report, activity if settings.activity else None
 
 
+def clock_repeats(zone, start: float, end: float) -> list[tuple[float, float]]:
+    """Return (turn, length) for each change between start and end that turns the clock back.
+
+    `zone` is a tzinfo, None for this machine's zone. Offsets are compared an hour apart (clock
+    changes are months apart), then the change is narrowed down to the second.
+    """
+    def offset(at: int) -> float:
+        moment = datetime.fromtimestamp(at, timezone.utc)
+        return (moment.astimezone(zone) if zone else moment.astimezone()).utcoffset() \
+            .total_seconds()
+
+    found = []
+    at, end = int(start), int(end)
+    before = offset(at)
+    while at < end:
+        step = min(at + 3600, end)
+        after = offset(step)
+        if after < before:
+            low, high = at, step
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (middle, high) if offset(middle) == before else (low, middle)
+            found.append((float(high), before - after))
+        at, before = step, after
+    return found
+
+
 def read_activity(source: ActivitySettings, previous: dict, listed: set, now: float,
-                  budget_end: float) -> dict:
+                  budget_end: float, report: Optional[Report] = None) -> dict:
     """Read the inbound messages received since the last run; return the updated history.
 
-    Raises HealthcheckError (UNKNOWN) saying what to check when the source cannot be read.
+    Raises HealthcheckError (UNKNOWN) saying what to check when the source cannot be read;
+    rows with times that cannot be trusted are said in `report` (one line each kind).
     SQLAlchemy and the driver are imported here only: a watchdog without an activity source
     needs neither.
     """
@@ -3071,8 +3240,23 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
     if source.zone:
         from zoneinfo import ZoneInfo
         zone = ZoneInfo(source.zone)
+    notes = report.notes if report is not None else []
     mark = previous.get("since")
-    since = max(mark if _is_time(mark) else 0, now - ACTIVITY_WINDOW_SECONDS)
+    if mark is not None and not (_is_time(mark) and mark <= now + ACTIVITY_AHEAD_TOLERANCE):
+        notes.append((WARNING, f"the saved activity reading mark "
+                               f"{quote_untrusted(repr(mark), 40)} is not a usable time (an "
+                               f"earlier version kept it from a row with a bad time): the "
+                               f"history of inbound messages is learned afresh from the last "
+                               f"4 weeks"))
+        previous, mark = {}, None  # counts kept with a bad mark missed every later row
+    since = max(mark if mark is not None else 0, now - ACTIVITY_WINDOW_SECONDS)
+    # With naive local times, :since cannot tell the two passes of a repeated hour apart: while
+    # one is not read whole, each run reads it again from its start and counts it by number.
+    repeats = [(turn, length) for turn, length in
+               clock_repeats(zone, since - MAX_REPEAT_SECONDS, now + MAX_REPEAT_SECONDS)
+               if turn - length <= now and turn + length > since]
+    if repeats:
+        since = min(since, min(turn - length for turn, length in repeats) - 1)
     since_local = datetime.fromtimestamp(since, zone or timezone.utc)
     since_local = (since_local if zone else since_local.astimezone()).replace(tzinfo=None,
                                                                               microsecond=0)
@@ -3083,10 +3267,15 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
             if len(row) != 2:
                 raise ActivityRowError(f"the query returned {len(row)} columns; it must return "
                                        f"two: channel, received_at")
-            channel, at = row
-            at = to_epoch(at, zone)
+            channel, value = row
+            at = to_epoch(value, zone)
             if channel is None or at is None:
                 continue  # a webhook without a session, a row without a time
+            if repeats and _is_time(at):
+                local = naive_time(value)
+                second = to_epoch(local, zone, fold=1) if local is not None else at
+                if second > at:  # the clock showed this time twice
+                    at = (at, second)
             if isinstance(channel, bytes):
                 channel = channel.decode("utf-8", "replace")
             name = str(channel)
@@ -3102,14 +3291,33 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
                     result = connection.execution_options(stream_results=True).execute(
                         sqlalchemy.text(source.query),
                         {"since": since_local, "since_epoch": int(since)})
-                    return learn_activity(previous, events(result), now, listed)
+                    return learn_activity(previous, events(result), now, listed, repeats,
+                                          tally)
                 except sqlalchemy.exc.DBAPIError as exc:  # SQLite calls bad SQL "operational"
                     raise ActivityRowError(f"the query failed: {_database_error(exc)}") from None
         finally:
             engine.dispose()
 
+    tally: dict = {}
     try:
-        return call_with_timeout(query, limit)
+        history = call_with_timeout(query, limit)
+        if tally.get("unusable"):
+            notes.append((WARNING, f"{_plural(tally['unusable'], 'activity row')} with an "
+                                   f"unusable time skipped (not a finite number, beyond year "
+                                   f"9999 or more than a day ahead): they are never counted "
+                                   f"nor kept as the reading mark; check the time column of "
+                                   f"HEALTHCHECK_ACTIVITY_QUERY (epoch seconds or ms?)"))
+        if tally.get("ahead") and report is not None:
+            start = datetime.fromtimestamp(now, timezone.utc)
+            by = _duration(start, start + timedelta(seconds=tally["ahead_by"]))
+            zone_name = source.zone or "this machine's"
+            report.problems.append((WARNING, f"{_plural(tally['ahead'], 'activity row')} dated "
+                                             f"up to {by} ahead of this machine's clock: check "
+                                             f"HEALTHCHECK_ACTIVITY_TZ (the zone of the "
+                                             f"database's naive times, now {zone_name}) and "
+                                             f"both clocks; those rows count when their time "
+                                             f"comes, their channels are not judged silent"))
+        return history
     except TimeoutError:
         raise HealthcheckError(f"{where}: the query did not finish within {limit:g}s "
                                f"({limit_name}); check that the database is up and that the "
