@@ -2896,6 +2896,10 @@ def open_own_file(path: Path, flags: int) -> int:
         os.close(handle)
         raise UnsafeFileError(0, "something other than a regular file of ours is there; it was "
                                  "left alone")
+    if flags & (os.O_WRONLY | os.O_RDWR) and stat.S_IMODE(info.st_mode) != 0o600:
+        # Set on the descriptor, never by name: a name can be swapped for a link to .env between
+        # two calls. Cron's `>> log 2>&1` creates the log 0644 before the script even starts.
+        os.fchmod(handle, 0o600)
     return handle
 
 
@@ -2910,11 +2914,17 @@ def replace_own_file(path: Path, text: str, mode: int = 0o600) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            # The mode is set on the descriptor, never by name: whoever can write to the folder
+            # could swap the name for a link to .env, and a chmod by name would follow it.
+            os.fchmod(stream.fileno(), mode)
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        if mode != 0o600:
-            os.chmod(temporary, mode)
+            if not _is_open_file(temporary, stream.fileno()):
+                raise UnsafeFileError(0, f"the temporary file {temporary} was replaced by "
+                                         f"something else while it was written; nothing was "
+                                         f"changed: check who else can write to "
+                                         f"{path.parent}")
         os.replace(temporary, path)
     except BaseException:
         try:
@@ -2922,6 +2932,15 @@ def replace_own_file(path: Path, text: str, mode: int = 0o600) -> None:
         except OSError:
             pass
         raise
+
+
+def _is_open_file(path: str, handle: int) -> bool:
+    """True when `path` (not followed) is still the file open as `handle`."""
+    try:
+        named, opened = os.lstat(path), os.fstat(handle)
+    except OSError:
+        return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def append_log(path: Path, run_id: str, lines: list[tuple[int, str]]) -> None:

@@ -1,0 +1,101 @@
+"""Round three (issue 14): files written by descriptor, unique series and keys, the script's own
+incidents apart from the channels', the alert command's environment, and smaller fixes."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FAST_SETTINGS, ROOT, SECRET, write_env
+
+#: Runs the script as cron would, with an audit hook that plays the neighbour who can write to the
+#: metrics folder: at the moment the script sets a mode (by name or on a descriptor), it swaps the
+#: temporary file for a link to the victim. The hook makes the race deterministic: it fires at the
+#: worst possible time, every time.
+SWAPPER = r"""
+import os, runpy, sys
+script, folder, victim = sys.argv[1:4]
+swapped = []
+def hook(event, args):
+    if event == "os.chmod" and not swapped:
+        for name in os.listdir(folder):
+            if name.endswith(".tmp"):
+                path = os.path.join(folder, name)
+                os.unlink(path)
+                os.symlink(victim, path)
+                swapped.append(path)
+sys.addaudithook(hook)
+sys.argv = [script] + sys.argv[4:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def run_with_swapper(home: Path, folder: Path, victim: Path, env: dict, cwd: Path):
+    runner = cwd / "swapper.py"
+    runner.write_text(SWAPPER)
+    process_env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("WPP_", "HEALTHCHECK_", "INFRA_"))}
+    write_env(home / ".env", env)
+    return subprocess.run([sys.executable, str(runner), str(home / "healthcheck_sessions.py"),
+                           str(folder), str(victim)], capture_output=True, text=True,
+                          env=process_env, cwd=cwd, timeout=60, check=False)
+
+
+# -- 1. modes set on the descriptor, never by name --------------------------------------------------
+
+def test_swapped_metrics_temporary_file_never_changes_the_victims_mode(home, gateway, tmp_path):
+    folder = tmp_path / "textfile"
+    folder.mkdir()
+    victim = home / ".env.victim"
+    victim.write_text("DB_PASS=the-panel-password\n")
+    victim.chmod(0o600)
+    env = {"WPP_GATEWAY_BASE_URL": gateway.url, "WPP_GATEWAY_SECRET": SECRET,
+           "HEALTHCHECK_METRICS_FILE": str(folder / "whatsapp.prom"), **FAST_SETTINGS}
+    done = run_with_swapper(home, folder, victim, env, tmp_path)
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o600, done.stdout + done.stderr
+    assert victim.read_text() == "DB_PASS=the-panel-password\n"
+    metrics = folder / "whatsapp.prom"
+    assert not metrics.is_symlink()  # the planted link was not renamed into place
+    assert done.returncode == 3
+    assert "cannot write the metrics file" in done.stdout
+    assert "was replaced by something else while it was written" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_no_file_mode_is_set_by_name():
+    import ast
+    tree = ast.parse((ROOT / "healthcheck_sessions.py").read_text(encoding="utf-8"))
+    by_name = [node.lineno for node in ast.walk(tree)
+               if isinstance(node, ast.Attribute) and node.attr in ("chmod", "lchmod")]
+    assert by_name == []
+
+
+def test_log_created_by_crons_redirection_is_made_private(run_check, gateway, home):
+    # `>> logs/healthcheck-sessions.log 2>&1` makes the log 0644 (umask 022) before the run.
+    log = home / "logs" / "healthcheck-sessions.log"
+    log.parent.mkdir()
+    log.write_text("")
+    log.chmod(0o644)
+    gateway.add_channel("imobsites", "disconnected")
+    run = run_check()
+    assert run.code == 1
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert "imobsites" in log.read_text()
+
+
+def test_metrics_file_stays_world_readable_and_state_private(run_check, gateway, home, tmp_path):
+    metrics = tmp_path / "textfile" / "whatsapp.prom"
+    gateway.add_channel("imobsites", "disconnected")
+    old = os.umask(0o077)  # the strictest umask: the mode must not depend on it
+    try:
+        run = run_check(env={"HEALTHCHECK_METRICS_FILE": str(metrics)})
+    finally:
+        os.umask(old)
+    assert run.code == 1
+    assert stat.S_IMODE(metrics.stat().st_mode) == 0o644
+    for name in ("healthcheck-sessions.log", "healthcheck-sessions.lock",
+                 "healthcheck-state.json"):
+        assert stat.S_IMODE((home / "logs" / name).stat().st_mode) == 0o600, name
