@@ -3077,9 +3077,7 @@ def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
     import subprocess
     # The command gets this process's environment without the secrets: anything it runs could
     # otherwise read them from /proc/<pid>/environ.
-    secrets = [s for s in settings.secrets_to_hide if len(s) >= 4]
-    environment = {name: value for name, value in os.environ.items()
-                   if name not in SECRET_VARIABLES and not any(s in value for s in secrets)}
+    environment = command_environment(os.environ, settings)
     try:
         done = subprocess.run(shlex.split(settings.alert_command), timeout=limit, env=environment,
                               input=json.dumps(message, ensure_ascii=False).encode("utf-8"),
@@ -3099,6 +3097,23 @@ def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
 #: Variables that hold a secret, kept from the alert command's environment whatever their value.
 SECRET_VARIABLES = frozenset({"WPP_GATEWAY_SECRET", "INFRA_SECRET_KEY", "HEALTHCHECK_SMTP_PASSWORD",
                               "DB_PASS", "HEALTHCHECK_ACTIVITY_DB", "HEALTHCHECK_GATEWAY_KEY"})
+#: The script's own settings and the panel's database settings: none reaches the alert command.
+#: Many can hold a token (webhook and ping URLs, a gateway URL with a password in it), and a
+#: list of just those would miss the next one added.
+SETTING_PREFIXES = ("WPP_", "HEALTHCHECK_", "INFRA_", "DB_")
+
+
+def command_environment(environ, settings: Settings) -> dict[str, str]:
+    """Return the environment for the alert command: no setting, nothing holding a secret.
+
+    Whatever the source of a setting (.env or this process's environment), its variable is
+    left out; so is any other variable whose value holds a secret or a token-bearing URL.
+    """
+    hidden = [s for s in settings.secrets_to_hide + settings.urls_to_hide
+              if s and len(s) >= MIN_MASKED_SECRET]
+    return {name: value for name, value in environ.items()
+            if name not in SECRET_VARIABLES and not name.startswith(SETTING_PREFIXES)
+            and not any(s in value for s in hidden)}
 
 SENDERS = {"webhook": send_webhook, "email": send_email, "command": run_alert_command}
 

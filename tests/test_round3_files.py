@@ -99,3 +99,24 @@ def test_metrics_file_stays_world_readable_and_state_private(run_check, gateway,
     for name in ("healthcheck-sessions.log", "healthcheck-sessions.lock",
                  "healthcheck-state.json"):
         assert stat.S_IMODE((home / "logs" / name).stat().st_mode) == 0o600, name
+
+
+# -- 10. no setting reaches the alert command -------------------------------------------------------
+
+def test_alert_command_gets_no_token_url_from_the_process_environment(run_check, gateway,
+                                                                       recorder, tmp_path):
+    dump = tmp_path / "env.txt"
+    webhook = f"{recorder.url}/hooks/xoxb-webhook-token-0123456789"
+    ping = f"{recorder.url}/ping/5f1c0de0-aaaa-bbbb-cccc-0123456789ab"
+    gateway.add_channel("imobsites", "qr_required", "qr")
+    run = run_check(env={"HEALTHCHECK_ALERT_COMMAND": f"sh -c 'env > {dump}'"},
+                    environ={"HEALTHCHECK_ALERT_WEBHOOK_URL": webhook, "HEALTHCHECK_PING_URL": ping,
+                             "KEEP_ME": "an ordinary variable"})
+    assert run.code == 2, run.stdout
+    assert "/hooks/xoxb-webhook-token-0123456789" in recorder.paths(), run.stdout
+    environment = dump.read_text()
+    for token in ("xoxb-webhook-token-0123456789", "5f1c0de0-aaaa-bbbb-cccc-0123456789ab"):
+        assert token not in environment
+    names = {line.split("=", 1)[0] for line in environment.splitlines() if "=" in line}
+    assert not [n for n in names if n.startswith(("WPP_", "HEALTHCHECK_", "INFRA_", "DB_"))]
+    assert "KEEP_ME=an ordinary variable" in environment
