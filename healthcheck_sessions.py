@@ -2014,7 +2014,7 @@ class Report:
     error_state: int = OK
     gateway_failed: bool = False
     dry_run: bool = False
-    incidents: dict[str, dict] = field(default_factory=dict)
+    incidents: dict = field(default_factory=dict)  # channel ids, GATEWAY_KEY, ACTIVITY_KEY
     alerts: list[dict] = field(default_factory=list)
     #: The activity source: None when not configured; else whether it was read this run.
     activity_read: Optional[bool] = None
@@ -2228,10 +2228,15 @@ def describe_silence(silence: Silence, now: datetime) -> str:
             f"{last.isoformat(timespec='seconds')}); {normally}. {SILENT_ADVICE}")
 
 
-#: The gateway's own incident is kept under this key, beside the channels'.
-GATEWAY_KEY = "*gateway*"
-#: ...and the activity source's.
-ACTIVITY_KEY = "*activity*"
+#: The gateway's own incident is kept under this key, beside the channels'; and the activity
+#: source's. Channel ids are strings of any characters, so no string is safe from a channel named
+#: after it: these keys are not strings. The state file keeps them in a section of their own.
+GATEWAY_KEY = ("watchdog", "gateway")
+ACTIVITY_KEY = ("watchdog", "activity")
+#: Their names in the state file's "watchdog_incidents" section.
+WATCHDOG_INCIDENTS = {"gateway": GATEWAY_KEY, "activity": ACTIVITY_KEY}
+#: Where a state file written before that section existed kept them, among the channels.
+LEGACY_WATCHDOG_KEYS = {"*gateway*": GATEWAY_KEY, "*activity*": ACTIVITY_KEY}
 
 
 @dataclass(frozen=True)
@@ -2992,7 +2997,7 @@ def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
             data = None
         if (isinstance(data, dict) and isinstance(data.get("incidents"), dict)
                 and isinstance(data.get("pending_alerts"), list)):
-            return data, []
+            return _join_watchdog_incidents(data), []
         why = "not a state file (corrupt or truncated)"
     if dry_run:
         return _empty_state(), [(WARNING, f"state file {path} is unreadable ({why}); "
@@ -3011,8 +3016,31 @@ def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
 
 def save_state(path: Path, state: dict, redact: Redactor) -> None:
     """Replace the state file atomically, its text redacted like every other output."""
-    replace_own_file(path, json.dumps(_redact_values(state, redact), indent=1,
-                                      ensure_ascii=True) + "\n")
+    replace_own_file(path, json.dumps(_redact_values(_split_watchdog_incidents(state), redact),
+                                      indent=1, ensure_ascii=True) + "\n")
+
+
+def _split_watchdog_incidents(state: dict) -> dict:
+    """Return the state as written: the channels' incidents apart from the script's own."""
+    incidents = state.get("incidents") or {}
+    return dict(state, incidents={k: v for k, v in incidents.items() if isinstance(k, str)},
+                watchdog_incidents={name: incidents[key] for name, key
+                                    in WATCHDOG_INCIDENTS.items() if key in incidents})
+
+
+def _join_watchdog_incidents(data: dict) -> dict:
+    """Return a state as read, the script's own incidents back under their keys."""
+    incidents = dict(data["incidents"])
+    own = data.pop("watchdog_incidents", None)
+    if isinstance(own, dict):
+        found = {WATCHDOG_INCIDENTS[name]: value for name, value in own.items()
+                 if name in WATCHDOG_INCIDENTS}
+    else:  # written by 1.1.0 or earlier, when they were kept among the channels
+        found = {key: incidents.pop(name) for name, key in LEGACY_WATCHDOG_KEYS.items()
+                 if name in incidents}
+    incidents.update(found)
+    data["incidents"] = incidents
+    return data
 
 
 def _redact_values(value, redact: Redactor):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FAST_SETTINGS, ROOT, SECRET, write_env
+from gateway_simulator import json_fault
 
 #: Runs the script as cron would, with an audit hook that plays the neighbour who can write to the
 #: metrics folder: at the moment the script sets a mode (by name or on a descriptor), it swaps the
@@ -120,3 +121,56 @@ def test_alert_command_gets_no_token_url_from_the_process_environment(run_check,
     names = {line.split("=", 1)[0] for line in environment.splitlines() if "=" in line}
     assert not [n for n in names if n.startswith(("WPP_", "HEALTHCHECK_", "INFRA_", "DB_"))]
     assert "KEEP_ME=an ordinary variable" in environment
+
+
+# -- 9. the script's own incidents in a namespace no channel id reaches ------------------------------
+
+def state_of(home) -> dict:
+    return json.loads((home / "logs" / "healthcheck-state.json").read_text())
+
+
+def test_channel_named_like_the_activity_incident_does_not_silence_it(run_check, gateway,
+                                                                      sqlite_db, recorder, home):
+    gateway.add_channel("*activity*", "connected")
+    gateway.add_channel("*gateway*", "connected")
+    settings = {**sqlite_db.settings(HEALTHCHECK_ACTIVITY_QUERY="SELEC 1"),
+                "HEALTHCHECK_ALERT_WEBHOOK_URL": recorder.url + "/hooks/T000/B000/tok3nXYZ"}
+    run_check(env=settings)
+    assert recorder.requests == []
+    run = run_check(env=settings)
+    assert run.code == 3
+    [alert] = recorder.json_bodies()
+    assert [item["subject"] for item in alert["items"]] == ["activity"]
+    state = state_of(home)
+    assert state["watchdog_incidents"]["activity"]["runs_down"] == 2
+    assert "*activity*" not in state["incidents"]
+
+
+def test_channel_named_like_the_gateway_incident_keeps_its_own(run_check, gateway, home):
+    gateway.add_channel("*gateway*", "qr_required", "stay_down")
+    run_check()
+    gateway.set_fault("list", json_fault(500, {"error": "down"}, times=1))
+    assert run_check().code == 2  # the gateway fails: its own incident, not the channel's
+    state = state_of(home)
+    assert state["incidents"]["*gateway*"]["reason"] == "down"
+    assert state["incidents"]["*gateway*"]["runs_down"] == 1
+    assert state["watchdog_incidents"]["gateway"]["runs_down"] == 1
+    run = run_check("--verbose")  # the gateway answers again: only its incident closes
+    assert "the gateway answers again" in run.stdout
+    state = state_of(home)
+    assert state["incidents"]["*gateway*"]["reason"] == "down"
+    assert "gateway" not in state["watchdog_incidents"]
+
+
+def test_state_of_1_1_0_keeps_the_gateway_incident(run_check, gateway, home):
+    # 1.1.0 kept the script's own incidents among the channels, under "*gateway*".
+    (home / "logs").mkdir()
+    legacy = {"version": 1, "pending_alerts": [], "incidents": {
+        "*gateway*": {"since": "2026-01-01T00:00:00+00:00", "runs_down": 3, "kicks": 0,
+                      "alerted_at": "2026-01-01T00:30:00+00:00", "reason": "unreachable"}}}
+    state_file = home / "logs" / "healthcheck-state.json"
+    state_file.write_text(json.dumps(legacy))
+    state_file.chmod(0o600)
+    run = run_check("--verbose")
+    assert "the gateway answers again" in run.stdout
+    assert state_of(home)["incidents"] == {}
