@@ -2156,6 +2156,46 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
 
 
+def series_names(ids: Sequence[str]) -> dict[str, str]:
+    """Return each channel id as its metrics label: cleaned, and never the same as another's.
+
+    Cleaning turns invisible characters into "?", so "abc<U+200B>" and "abc<U+200C>" both come
+    out "abc?", and node_exporter would drop one of the two series on every scrape. Those are
+    told apart by a digest of the raw id ("abc?~1a2b3c4d"); an id that cleaning leaves as it is
+    keeps its name, so a gateway cannot take another channel's name by listing it.
+    """
+    import hashlib
+    cleaned = {raw: quote_untrusted(raw, MAX_CHANNEL_ID_CHARS) for raw in ids}
+    uses: dict[str, int] = {}
+    for name in cleaned.values():
+        uses[name] = uses.get(name, 0) + 1
+    names = {raw: name for raw, name in cleaned.items() if uses[name] == 1 or name == raw}
+    taken = set(names.values())
+    for raw in sorted(raw for raw in cleaned if raw not in names):
+        digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+        # Longer digests, then a counter: an id listed to look like a digested name cannot
+        # make two series the same either.
+        candidates = [f"{cleaned[raw]}~{digest[:width]}" for width in (8, 16, 64)]
+        name = next((c for c in candidates if c not in taken), "")
+        number = 2
+        while not name or name in taken:
+            name, number = f"{candidates[-1]}~{number}", number + 1
+        names[raw] = name
+        taken.add(name)
+    return names
+
+
+def describe_told_apart(names: dict[str, str]) -> Optional[str]:
+    """Say which channel ids came out the same once cleaned, and what their series are called."""
+    told = sorted(name for raw, name in names.items()
+                  if name != quote_untrusted(raw, MAX_CHANNEL_ID_CHARS))
+    if not told:
+        return None
+    return _fit(f"{_plural(len(told), 'channel id')} differ from another only by invisible "
+                f"characters; their metrics series are told apart by a digest of the raw id: ",
+                told, 0)
+
+
 def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
     """Return this run's metrics in the Prometheus text format (node_exporter's textfile).
 
@@ -2168,13 +2208,15 @@ def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
         out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
         out.extend(f"{name}{labels} {value}\n" for labels, value in samples)
 
+    names = series_names([c.id for c in report.channels])
+
     def channel(c) -> str:
-        return f'{{channel="{_label(quote_untrusted(c.id, MAX_CHANNEL_ID_CHARS))}"}}'
+        return f'{{channel="{_label(names[c.id])}"}}'
 
     family("whatsapp_session_up", "gauge", "1 when the channel is connected, else 0.",
            [(channel(c), 0 if c.down_now else 1) for c in report.channels])
     family("whatsapp_session_status", "gauge", "The status the gateway lists for the channel.",
-           [(f'{{channel="{_label(quote_untrusted(c.id, MAX_CHANNEL_ID_CHARS))}",'
+           [(f'{{channel="{_label(names[c.id])}",'
              f'status="{_label(quote_untrusted(c.status or "(none)", 40))}"}}', 1)
             for c in report.channels])
     family("whatsapp_session_silent", "gauge", "1 when a connected channel has gone silent "
@@ -2605,6 +2647,9 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         report.error, report.error_state, report.gateway_failed = \
             name_settings(str(exc), settings), exc.state, True
         return report, activity if settings.activity else None
+    told_apart = describe_told_apart(series_names([c.id for c in listing.channels]))
+    if told_apart:
+        report.notes.append((WARNING, told_apart))
     silences = {}
     if settings.activity:
         try:

@@ -3,6 +3,7 @@ incidents apart from the channels', the alert command's environment, and smaller
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -11,6 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import FAST_SETTINGS, ROOT, SECRET, write_env
 from gateway_simulator import json_fault
+
+sys.path.insert(0, str(ROOT))
+import healthcheck_sessions as hs  # noqa: E402
 
 #: Runs the script as cron would, with an audit hook that plays the neighbour who can write to the
 #: metrics folder: at the moment the script sets a mode (by name or on a descriptor), it swaps the
@@ -174,3 +178,46 @@ def test_state_of_1_1_0_keeps_the_gateway_incident(run_check, gateway, home):
     run = run_check("--verbose")
     assert "the gateway answers again" in run.stdout
     assert state_of(home)["incidents"] == {}
+
+
+# -- 8. ids that differ only by invisible characters stay apart --------------------------------------
+
+def read_series(path: Path) -> list[tuple[str, dict, float]]:
+    from prometheus_client.parser import text_string_to_metric_families
+    return [(sample.name, sample.labels, sample.value)
+            for family in text_string_to_metric_families(path.read_text(encoding="utf-8"))
+            for sample in family.samples]
+
+
+def test_ids_differing_only_by_invisible_characters_are_distinct_series(run_check, gateway,
+                                                                        home, tmp_path):
+    down, up = "imobsites\u200b", "imobsites\u200c"
+    gateway.add_channel(down, "qr_required", "qr")
+    gateway.add_channel(up, "connected")
+    metrics = tmp_path / "textfile" / "whatsapp.prom"
+    run = run_check("--verbose", env={"HEALTHCHECK_METRICS_FILE": str(metrics)})
+    assert run.code == 2
+    series = read_series(metrics)
+    for name in ("whatsapp_session_up", "whatsapp_session_status", "whatsapp_session_silent"):
+        keys = [tuple(sorted(labels.items())) for n, labels, _ in series if n == name]
+        assert len(keys) == len(set(keys)) == 4, name  # two odd ids and the fixture's two
+    up_by_channel = {labels["channel"]: value for n, labels, value in series
+                     if n == "whatsapp_session_up"}
+    odd = sorted(c for c in up_by_channel if c.startswith("imobsites?"))
+    assert len(odd) == 2 and all(re.fullmatch(r"imobsites\?~[0-9a-f]{8}", c) for c in odd)
+    assert sorted(up_by_channel[c] for c in odd) == [0, 1]  # the down one shows as down
+    assert run.stdout.count("differ from another only by invisible characters") == 1
+    state = state_of(home)
+    assert down in state["incidents"] and up not in state["incidents"]
+
+
+def test_a_listed_id_cannot_take_a_digested_name():
+    import hashlib
+    raw = "abc\u200b"
+    digest = hashlib.sha256(raw.encode()).hexdigest()
+    ids = [raw, "abc\u200c", "abc?", f"abc?~{digest[:8]}", f"abc?~{digest[:16]}",
+           f"abc?~{digest}"]
+    names = hs.series_names(ids)
+    assert len(set(names.values())) == len(ids)
+    for clean in ids[2:]:
+        assert names[clean] == clean  # an id cleaning leaves alone keeps its name
