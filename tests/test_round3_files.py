@@ -14,7 +14,7 @@ from conftest import FAST_SETTINGS, ROOT, SECRET, write_env
 from gateway_simulator import json_fault
 
 sys.path.insert(0, str(ROOT))
-import healthcheck_sessions as hs  # noqa: E402
+import healthcheck_sessions as hs
 
 #: Runs the script as cron would, with an audit hook that plays the neighbour who can write to the
 #: metrics folder: at the moment the script sets a mode (by name or on a descriptor), it swaps the
