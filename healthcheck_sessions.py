@@ -524,7 +524,13 @@ class _EnvSource:
                                        f"{type(exc).__name__}; check its permissions and "
                                        f"that it is UTF-8 text") from None
             self.values = {k: v for k, v in loaded.items() if v is not None}
-        elif explicit:
+        elif env_file.exists() and not _is_null_device(env_file):
+            # A FIFO would block the run, a folder cannot be read: say what is there.
+            given = " (given with --env-file)" if explicit else ""
+            raise HealthcheckError(f"settings file {env_file}{given} is "
+                                   f"{_file_kind(env_file.stat().st_mode)}, not a regular "
+                                   f"file: give the path of a .env file")
+        elif explicit and not env_file.exists():
             raise HealthcheckError(f"settings file {env_file} not found (given with --env-file)")
 
     def secret_is_exposed(self, name: str) -> bool:
@@ -552,6 +558,10 @@ class _EnvSource:
     def required(self, name: str, what: str) -> str:
         value = self.get(name)
         if value is None:
+            if _is_null_device(self.env_file):  # --env-file /dev/null: the environment only
+                raise HealthcheckError(f"{name} is missing: the settings file {self.env_file} "
+                                       f"is the null device; set {name} in the environment "
+                                       f"({what})")
             if not self.env_file.is_file():
                 raise HealthcheckError(f"{name} is missing: the settings file {self.env_file} "
                                        f"does not exist; copy .env.example there (or pass "
@@ -611,6 +621,14 @@ class _EnvSource:
         path = Path(raw).expanduser()
         # Relative to the script, not to cron's working directory.
         return path if path.is_absolute() else SCRIPT_DIR / path
+
+
+def _is_null_device(path: Path) -> bool:
+    """True for /dev/null: an empty settings file, every setting from the environment."""
+    try:
+        return os.path.samefile(path, os.devnull)
+    except OSError:
+        return False
 
 
 def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:

@@ -221,3 +221,31 @@ def test_a_listed_id_cannot_take_a_digested_name():
     assert len(set(names.values())) == len(ids)
     for clean in ids[2:]:
         assert names[clean] == clean  # an id cleaning leaves alone keeps its name
+
+
+# -- 17. smaller ones ---------------------------------------------------------------------------------
+
+def test_env_file_dev_null_takes_every_setting_from_the_environment(run_check, gateway):
+    run = run_check("--env-file", os.devnull, "--verbose", write_dotenv=False,
+                    environ={"WPP_GATEWAY_BASE_URL": gateway.url, "WPP_GATEWAY_SECRET": SECRET,
+                             **FAST_SETTINGS})
+    assert run.code == 0, run.stdout + run.stderr
+    assert "not found" not in run.stdout + run.stderr
+
+
+def test_env_file_dev_null_without_settings_says_what_is_true(run_check):
+    run = run_check("--env-file", os.devnull, write_dotenv=False)
+    assert run.code == 3
+    assert "not found" not in run.stdout + run.stderr and "does not exist" not in run.stdout
+    assert ("WPP_GATEWAY_BASE_URL is missing: the settings file /dev/null is the null device"
+            in run.first_line)
+    assert len(run.stdout.splitlines()) == 1
+
+
+def test_env_file_that_is_a_fifo_is_named_as_one(run_check, tmp_path):
+    fifo = tmp_path / "settings.fifo"
+    os.mkfifo(fifo)
+    run = run_check("--env-file", str(fifo), write_dotenv=False, timeout=20)
+    assert run.code == 3
+    assert f"settings file {fifo} (given with --env-file) is a FIFO, not a regular file" \
+        in run.first_line
