@@ -299,6 +299,14 @@ class Redactor:
     A secret is hidden whole, in its percent-encoded and base64 forms, and any run of
     MIN_LEAK of its characters is hidden too, whatever the case (a gateway may echo a hex
     secret upper-cased).
+
+    A secret that is also a word ("test", "Welcome") must not hide the longer words that hold
+    it ("testing" in an error message), so the secret itself is hidden wherever it stands,
+    except where it continues a longer word: a letter or digit touches it on a side where it
+    has a letter or digit too. A `%XX` escape before it is a separator, not part of a word, so
+    `user%3Atest%40host` is hidden as much as `user:test@host`. Its encoded forms and the URLs
+    are not words: they are hidden wherever they are. A secret made of letters only is hidden
+    only whole: its runs of MIN_LEAK letters would be ordinary words too.
     """
 
     #: A run of this many characters of a secret counts as leaking it.
@@ -308,17 +316,17 @@ class Redactor:
         # A secret of 1 to 3 characters cannot be masked without masking every word that
         # holds those letters; such a password protects nothing anyway.
         secrets = [s for s in secrets if s and len(s) >= MIN_MASKED_SECRET]
-        wholes = {s for s in list(secrets) + list(whole_only) if s}
+        wholes = {s for s in whole_only if s}
         for secret in [s for s in secrets if s]:
             wholes.update(_encoded_forms(secret))
+        wholes.difference_update(secrets)
         # Longest first, so a secret that contains another is hidden whole.
-        self._secrets = sorted((w for w in wholes if w), key=len, reverse=True)
-        self._pattern = re.compile("|".join(re.escape(w) for w in self._secrets),
-                                   re.IGNORECASE) if self._secrets else None
+        self._pattern = _alternatives(wholes)
+        self._word_pattern = _alternatives(set(secrets))
         self._pieces = set()
         self._added: set[str] = set()
         for secret in secrets:
-            if secret and len(secret) >= self.MIN_LEAK:
+            if secret and len(secret) >= self.MIN_LEAK and not secret.isalpha():
                 lowered = secret.lower()
                 self._pieces.update(lowered[i:i + self.MIN_LEAK]
                                     for i in range(len(lowered) - self.MIN_LEAK + 1))
@@ -339,10 +347,14 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for secret in tuple(self._added):  # a worker thread may be adding one
             text = text.replace(secret, "***")
-        if self._pattern is None and not self._pieces:
+        if self._pattern is None and self._word_pattern is None and not self._pieces:
             return text
         if self._pattern is not None:
             text = self._pattern.sub("***", text)
+        if self._word_pattern is not None:
+            text = self._word_pattern.sub(
+                lambda m: m.group() if _continues_a_word(m.string, m.start(), m.end())
+                else "***", text)
         if not self._pieces:
             return text
         lowered = text.lower()
@@ -363,6 +375,24 @@ class Redactor:
                 out.append(char)
             previous = is_hidden
         return "".join(out)
+
+
+def _alternatives(texts: set) -> Optional["re.Pattern[str]"]:
+    """Return a pattern matching any of `texts` in any case, longest first; None for none."""
+    ordered = sorted((t for t in texts if t), key=len, reverse=True)
+    return re.compile("|".join(re.escape(t) for t in ordered), re.IGNORECASE) if ordered \
+        else None
+
+
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}\Z")
+
+
+def _continues_a_word(text: str, start: int, end: int) -> bool:
+    """True when text[start:end] is part of a longer word (see Redactor)."""
+    joined_before = (start > 0 and text[start - 1].isalnum() and text[start].isalnum()
+                     and not _PERCENT_ESCAPE.search(text, max(start - 3, 0), start))
+    joined_after = end < len(text) and text[end].isalnum() and text[end - 1].isalnum()
+    return joined_before or joined_after
 
 
 def _encoded_forms(secret: str) -> list[str]:

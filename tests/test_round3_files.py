@@ -249,3 +249,28 @@ def test_env_file_that_is_a_fifo_is_named_as_one(run_check, tmp_path):
     assert run.code == 3
     assert f"settings file {fifo} (given with --env-file) is a FIFO, not a regular file" \
         in run.first_line
+
+
+def test_a_password_that_is_a_word_hides_only_itself(run_check, gateway):
+    gateway.secret = "test"
+    gateway.add_channel("imobsites", "disconnected")
+    gateway.set_fault("qr", json_fault(500, {"success": False, "error":
+                      "testing mode: key test refused; retry u:test@h or u%3Atest%40h, "
+                      "contest attested"}))
+    run = run_check(env={"WPP_GATEWAY_SECRET": "test"})
+    assert run.code == 2
+    line = next(text for text in run.stdout.splitlines() if "testing mode" in text)
+    assert ("testing mode: key *** refused; retry u:***@h or u%3A***%40h, contest attested"
+            in line)
+    everything = run.everything()
+    for leaked in (" test ", ":test@", "%3Atest%40"):
+        assert leaked not in everything
+
+
+def test_word_rule_in_process():
+    redact = hs.Redactor(["Test", "Sup3rS3cretValue99"])
+    assert redact("TESTING the test; Test. mytest test1") == "TESTING the ***; ***. mytest test1"
+    assert redact("xSup3rS3cretValue99y") == "x***y"  # a token is no word: hidden glued in
+    assert redact("a S3cretValue b") == "a *** b"  # and in part
+    assert hs.Redactor(["password"])("passwords; using password: YES") == \
+        "passwords; using ***: YES"
