@@ -305,12 +305,16 @@ class Redactor:
     except where it continues a longer word: a letter or digit touches it on a side where it
     has a letter or digit too. A `%XX` escape before it is a separator, not part of a word, so
     `user%3Atest%40host` is hidden as much as `user:test@host`. Its encoded forms and the URLs
-    are not words: they are hidden wherever they are. A secret made of letters only is hidden
-    only whole: its runs of MIN_LEAK letters would be ordinary words too.
+    are not words: they are hidden wherever they are, and so are the runs of a secret that holds
+    a digit or a symbol (a token); the runs of a secret made of letters only follow the word
+    rule, as they may be ordinary words too. A secret of MAX_WORD characters or more is no word:
+    it and its runs are hidden wherever they are.
     """
 
     #: A run of this many characters of a secret counts as leaking it.
     MIN_LEAK = 8
+    #: A secret this long is no word (a passphrase, a token): hidden even inside a longer one.
+    MAX_WORD = 16
 
     def __init__(self, secrets: Sequence[str] = (), whole_only: Sequence[str] = ()):
         # A secret of 1 to 3 characters cannot be masked without masking every word that
@@ -319,16 +323,22 @@ class Redactor:
         wholes = {s for s in whole_only if s}
         for secret in [s for s in secrets if s]:
             wholes.update(_encoded_forms(secret))
-        wholes.difference_update(secrets)
+        words = {s for s in secrets if len(s) < self.MAX_WORD}
+        wholes.update(s for s in secrets if s not in words)
+        wholes.difference_update(words)
         # Longest first, so a secret that contains another is hidden whole.
         self._pattern = _alternatives(wholes)
-        self._word_pattern = _alternatives(set(secrets))
+        self._word_pattern = _alternatives(words)
         self._pieces = set()
+        #: Runs of the secrets made of letters only: hidden, except inside a longer word.
+        self._word_pieces = set()
         self._added: set[str] = set()
         for secret in secrets:
-            if secret and len(secret) >= self.MIN_LEAK and not secret.isalpha():
+            if secret and len(secret) >= self.MIN_LEAK:
                 lowered = secret.lower()
-                self._pieces.update(lowered[i:i + self.MIN_LEAK]
+                (self._word_pieces if secret in words and secret.isalpha()
+                 else self._pieces).update(
+                    lowered[i:i + self.MIN_LEAK]
                                     for i in range(len(lowered) - self.MIN_LEAK + 1))
 
     def add(self, secret: str) -> None:
@@ -347,7 +357,8 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for secret in tuple(self._added):  # a worker thread may be adding one
             text = text.replace(secret, "***")
-        if self._pattern is None and self._word_pattern is None and not self._pieces:
+        if (self._pattern is None and self._word_pattern is None and not self._pieces
+                and not self._word_pieces):
             return text
         if self._pattern is not None:
             text = self._pattern.sub("***", text)
@@ -355,16 +366,25 @@ class Redactor:
             text = self._word_pattern.sub(
                 lambda m: m.group() if _continues_a_word(m.string, m.start(), m.end())
                 else "***", text)
-        if not self._pieces:
+        if not self._pieces and not self._word_pieces:
             return text
         lowered = text.lower()
         if len(lowered) != len(text):  # a few characters change length when lower-cased
             lowered = "".join(c.lower()[:1] or c for c in text)
-        hidden = [False] * len(text)
-        for i in range(len(text) - self.MIN_LEAK + 1):
-            if lowered[i:i + self.MIN_LEAK] in self._pieces:
-                for j in range(i, i + self.MIN_LEAK):
-                    hidden[j] = True
+        hidden = self._runs(lowered, self._pieces)
+        if self._word_pieces:
+            in_words = self._runs(lowered, self._word_pieces)
+            start = 0
+            while start < len(text):
+                if not in_words[start]:
+                    start += 1
+                    continue
+                end = start
+                while end < len(text) and in_words[end]:
+                    end += 1
+                if not _continues_a_word(text, start, end):
+                    hidden[start:end] = [True] * (end - start)
+                start = end
         if not any(hidden):
             return text
         out, previous = [], False
@@ -375,6 +395,16 @@ class Redactor:
                 out.append(char)
             previous = is_hidden
         return "".join(out)
+
+
+    def _runs(self, lowered: str, pieces: set) -> list[bool]:
+        """Mark each character of `lowered` that is part of one of `pieces`."""
+        marked = [False] * len(lowered)
+        if pieces:
+            for i in range(len(lowered) - self.MIN_LEAK + 1):
+                if lowered[i:i + self.MIN_LEAK] in pieces:
+                    marked[i:i + self.MIN_LEAK] = [True] * self.MIN_LEAK
+        return marked
 
 
 def _alternatives(texts: set) -> Optional["re.Pattern[str]"]:

@@ -274,3 +274,8 @@ def test_word_rule_in_process():
     assert redact("a S3cretValue b") == "a *** b"  # and in part
     assert hs.Redactor(["password"])("passwords; using password: YES") == \
         "passwords; using ***: YES"
+    horse = hs.Redactor(["correcthorsebatterystaple"])  # a passphrase is no word
+    assert horse("echoed 'correcthorsebatterystapl'") == "echoed '***'"  # in part, too
+    assert horse("correcthorsebatterystaples, ahorsebatteryish") == "***s, a***ish"
+    welcome = hs.Redactor(["Welcomehome"])  # letters only, short: a word, in part too
+    assert welcome("welcomehomes; welcomehom") == "welcomehomes; ***"
