@@ -907,6 +907,18 @@ def _hostname() -> str:
     return socket.gethostname() or "localhost"
 
 
+def install_hint(requirements: str) -> str:
+    """Return the command that installs `requirements` for the script, a venv's pip first.
+
+    Debian 12, Ubuntu 23.04 and later refuse a system-wide `pip install` (PEP 668): outside a
+    venv, the way that works everywhere is a venv beside the script, run by cron.
+    """
+    if sys.prefix != sys.base_prefix:  # already in a venv: install into it
+        return f"{sys.executable} -m pip install {requirements}"
+    return (f"cd {SCRIPT_DIR} && python3 -m venv .venv && .venv/bin/pip install {requirements}"
+            f", then run the script with {SCRIPT_DIR}/.venv/bin/python")
+
+
 def is_panel_ciphertext(value: str, infra_key: Optional[str]) -> Optional[bytes]:
     """Return the raw IV+ciphertext when the panel's rule says `value` is encrypted."""
     if not infra_key or re.fullmatch(r"[0-9A-Fa-f]{32,}", value):
@@ -929,9 +941,9 @@ def resolve_secret(stored: str, infra_key: Optional[str], env_file: Path) -> str
         from cryptography.hazmat.primitives import padding
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     except ImportError:
-        raise HealthcheckError("WPP_GATEWAY_SECRET is stored encrypted and the 'cryptography' "
-                               "package is not installed: run  python3 -m pip install "
-                               "cryptography") from None
+        raise HealthcheckError(f"WPP_GATEWAY_SECRET is stored encrypted and the 'cryptography' "
+                               f"package is not installed: run  {install_hint('cryptography')}"
+                               ) from None
     import hashlib
     key = hashlib.sha256(infra_key.encode("utf-8")).digest()
     decryptor = Cipher(algorithms.AES(key), modes.CBC(raw[:16])).decryptor()
@@ -2794,8 +2806,8 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
         from sqlalchemy.pool import NullPool
     except ImportError:
         raise HealthcheckError(f"HEALTHCHECK_ACTIVITY_DB is set but SQLAlchemy is not installed "
-                               f"for {sys.executable}: run  {sys.executable} -m pip install -r "
-                               f"requirements-activity.txt") from None
+                               f"for {sys.executable}: run  "
+                               f"{install_hint('-r requirements-activity.txt')}") from None
     limit = min(source.timeout, budget_end - time.monotonic())
     limit_name = "HEALTHCHECK_ACTIVITY_TIMEOUT" if limit == source.timeout else \
         "what was left of HEALTHCHECK_DEADLINE"
@@ -2853,8 +2865,7 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
     except ImportError as exc:  # the driver named in the URL
         raise HealthcheckError(f"{where}: the database driver is not installed for "
                                f"{sys.executable} ({quote_untrusted(str(exc), 80)}): run  "
-                               f"{sys.executable} -m pip install -r requirements-activity.txt"
-                               ) from None
+                               f"{install_hint('-r requirements-activity.txt')}") from None
     except sqlalchemy.exc.NoSuchModuleError:
         raise HealthcheckError(f"{where}: HEALTHCHECK_ACTIVITY_DB names a database type or "
                                f"driver SQLAlchemy does not know; use sqlite:///, "
@@ -3455,10 +3466,14 @@ def _redact_tree(value, redact: Redactor):
 def _report_missing_package(package: str) -> int:
     """Say which package this Python lacks and how to fix it; log it where the log would be."""
     name = {"dotenv": "python-dotenv"}.get(package, package)
+    if sys.prefix != sys.base_prefix:
+        fix = (f"install it into that venv ({install_hint('-r requirements.txt')}), or point "
+               f"cron at the Python of the venv that has it (.venv/bin/python "
+               f"healthcheck_sessions.py)")
+    else:  # cron's system python3
+        fix = f"give the script a venv: {install_hint('-r requirements.txt')}"
     line = (f"WHATSAPP SESSIONS UNKNOWN - the package {name} is not installed for "
-            f"{sys.executable}: install it into that Python ({sys.executable} -m pip install -r "
-            f"requirements.txt), or point cron at the Python of the venv that has it "
-            f"(.venv/bin/python healthcheck_sessions.py)")
+            f"{sys.executable}: {fix}")
     print(line, flush=True)
     try:
         append_log(SCRIPT_DIR / DEFAULT_LOG_FILE, _new_run_id(), [(UNKNOWN, line)])

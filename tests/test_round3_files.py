@@ -279,3 +279,26 @@ def test_word_rule_in_process():
     assert horse("correcthorsebatterystaples, ahorsebatteryish") == "***s, a***ish"
     welcome = hs.Redactor(["Welcomehome"])  # letters only, short: a word, in part too
     assert welcome("welcomehomes; welcomehom") == "welcomehomes; ***"
+
+
+def test_system_python_without_the_packages_suggests_a_venv_first(home, tmp_path):
+    """Cron's /usr/bin/python3 without the packages: pip install there is refused (PEP 668)."""
+    # The base interpreter (not a venv) without site-packages: a system Python lacking them.
+    python = os.path.realpath(sys.executable)
+    done = subprocess.run([python, "-S", str(home / "healthcheck_sessions.py")],
+                          capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert done.returncode == 3
+    line = done.stdout.strip()
+    assert "the package requests is not installed" in line and len(line.splitlines()) == 1
+    venv = f"cd {home} && python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+    assert venv in line and f"{home}/.venv/bin/python" in line
+    assert "-m pip install" not in line  # no system-wide install is suggested
+
+
+def test_docs_never_suggest_a_system_wide_pip_install():
+    for name in ("README.md", ".env.example"):
+        text = (ROOT / name).read_text(encoding="utf-8")
+        # A command to run: at a line's or a code span's start, with something to install.
+        suggested = re.findall(r"(?m)(?:^|`|#\s)\s*(?:sudo\s+)?(?:python3? -m pip|pip3?) install "
+                               r"(?!--user)\S+", text)
+        assert suggested == [], name
