@@ -302,3 +302,47 @@ def test_docs_never_suggest_a_system_wide_pip_install():
         suggested = re.findall(r"(?m)(?:^|`|#\s)\s*(?:sudo\s+)?(?:python3? -m pip|pip3?) install "
                                r"(?!--user)\S+", text)
         assert suggested == [], name
+
+
+def try_sh_copy(tmp_path: Path) -> Path:
+    """A copy of the repository's try.sh folder, its venv a stand-in that installs nothing."""
+    import shutil
+    folder = tmp_path / "clone"
+    (folder / "tests").mkdir(parents=True)
+    for name in ("try.sh", "healthcheck_sessions.py", "requirements.txt"):
+        shutil.copy(ROOT / name, folder / name)
+    for name in ("demo.py", "gateway_simulator.py"):
+        shutil.copy(ROOT / "tests" / name, folder / "tests" / name)
+    python = folder / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/sh\n[ "$1 $2" = "-m pip" ] && exit 0\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    return folder
+
+
+def run_try_sh(folder: Path):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("WPP_", "HEALTHCHECK_", "INFRA_"))}
+    return subprocess.run(["sh", str(folder / "try.sh")], capture_output=True, text=True,
+                          env=env, cwd=folder, timeout=120, check=False)
+
+
+def test_try_sh_gives_no_cron_line_for_a_folder_without_env(tmp_path):
+    folder = try_sh_copy(tmp_path)
+    done = run_try_sh(folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    here = str(folder.resolve())
+    cron = [line for line in done.stdout.splitlines() if line.startswith("*/15 ")]
+    assert cron == ["*/15 * * * * PANEL/.venv/bin/python PANEL/healthcheck_sessions.py"]
+    assert "has no .env" in done.stdout and here not in "\n".join(cron)
+    assert "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt" in done.stdout
+
+
+def test_try_sh_gives_the_cron_line_for_a_folder_with_its_env(tmp_path, gateway):
+    folder = try_sh_copy(tmp_path)
+    write_env(folder / ".env", {"WPP_GATEWAY_BASE_URL": gateway.url, "WPP_GATEWAY_SECRET": SECRET,
+                                **FAST_SETTINGS})
+    done = run_try_sh(folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    here = folder.resolve()
+    assert f"*/15 * * * * {here}/.venv/bin/python {here}/healthcheck_sessions.py" in done.stdout
