@@ -3577,8 +3577,8 @@ def setup_warnings(settings: Settings) -> list[str]:
                         "instead")
     host = urlsplit(settings.base_url).hostname or ""
     if settings.base_url.startswith("http://") and not _is_loopback(host):
-        warnings.append("WPP_GATEWAY_BASE_URL is http://: the gateway secret crosses the "
-                        "network in clear on every run; use the gateway's https:// address")
+        warnings.append(f"{settings.url_setting} is http://: the gateway secret crosses the "
+                        f"network in clear on every run; use the gateway's https:// address")
     smtp = settings.smtp
     if smtp and smtp.password and not smtp.starttls and smtp.port != 465 \
             and not _is_loopback(smtp.host):

@@ -346,3 +346,32 @@ def test_try_sh_gives_the_cron_line_for_a_folder_with_its_env(tmp_path, gateway)
     assert done.returncode == 0, done.stdout + done.stderr
     here = folder.resolve()
     assert f"*/15 * * * * {here}/.venv/bin/python {here}/healthcheck_sessions.py" in done.stdout
+
+
+def test_setup_warning_on_the_first_run_and_every_verbose_and_dry_run(run_check, gateway, home):
+    warning = "TLS certificate checking is OFF (HEALTHCHECK_VERIFY_TLS=false)"
+    env = {"HEALTHCHECK_VERIFY_TLS": "false"}
+    first = run_check(env=env)
+    assert first.code == 0 and warning in first.stderr and warning in first.log
+    assert warning not in run_check(env=env).stderr  # no cron mail every 15 minutes
+    for args in (("--verbose",), ("--dry-run",), ("--verbose",), ("--dry-run",),
+                 ("--dry-run", "--json")):
+        log_before = first.log_file.read_text()
+        run = run_check(*args, env=env)
+        assert run.code == 0 and warning in run.stderr, args
+        if "--dry-run" in args:
+            assert first.log_file.read_text() == log_before  # a dry run writes no log
+    gateway.set_fault("list", json_fault(500, {"error": "down"}))
+    for args in (("--verbose",), ("--dry-run",)):
+        run = run_check(*args, env=env)
+        assert run.code == 2 and warning in run.stderr, args
+
+
+def test_clear_text_warning_names_the_setting_of_this_gateway(run_check, tmp_path):
+    url = "http://192.0.2.10:9"  # not loopback; nothing is sent: the run is a dry run
+    run = run_check("--dry-run", "-t", "3", env={
+        "HEALTHCHECK_GATEWAY": "waha", "HEALTHCHECK_GATEWAY_URL": url,
+        "HEALTHCHECK_GATEWAY_KEY": "waha-key-0123456789", "WPP_GATEWAY_BASE_URL": None,
+        "WPP_GATEWAY_SECRET": None, "HEALTHCHECK_CONNECT_TIMEOUT": "0.5"})
+    assert "HEALTHCHECK_GATEWAY_URL is http://: the gateway secret crosses" in run.stderr
+    assert "WPP_GATEWAY_BASE_URL" not in run.stderr
