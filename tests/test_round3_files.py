@@ -375,3 +375,23 @@ def test_clear_text_warning_names_the_setting_of_this_gateway(run_check, tmp_pat
         "WPP_GATEWAY_SECRET": None, "HEALTHCHECK_CONNECT_TIMEOUT": "0.5"})
     assert "HEALTHCHECK_GATEWAY_URL is http://: the gateway secret crosses" in run.stderr
     assert "WPP_GATEWAY_BASE_URL" not in run.stderr
+
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def test_readme_says_debian_cron_titles_a_repair_failed():
+    section = readme_section("Exit status")
+    assert "(failed)" in section and "Debian" in section and "Exit 1 is a WARNING by design" \
+        in section
+
+
+def test_metrics_folder_is_debians_node_exporter_default():
+    for name in ("README.md", ".env.example"):
+        text = (ROOT / name).read_text(encoding="utf-8")
+        assert "HEALTHCHECK_METRICS_FILE=/var/lib/prometheus/node-exporter/whatsapp.prom" in text
+        assert "textfile_collector" not in text, name
