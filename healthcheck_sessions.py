@@ -20,7 +20,7 @@ Files written (beside this script unless the settings say otherwise):
     logs/healthcheck-state.json     incidents across runs and alerts waiting to be resent
     logs/healthcheck-state.json.lock  keeps two configurations off one state file
 All are mode 0600 and never written through a symlink; HEALTHCHECK_METRICS_FILE, if set,
-is 0644 for node_exporter.
+is 0644 for node_exporter. Modes are set on the open file, never by name.
 
 A channel that stays down, a QR that a person must scan, or a gateway that keeps failing is
 sent to a person (webhook, e-mail, command); a healthchecks.io-style ping notices when cron

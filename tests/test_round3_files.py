@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from conftest import FAST_SETTINGS, ROOT, SECRET, write_env
 from gateway_simulator import json_fault
 
