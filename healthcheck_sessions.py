@@ -20,7 +20,7 @@ Files written (beside this script unless the settings say otherwise):
     logs/healthcheck-state.json     incidents across runs and alerts waiting to be resent
     logs/healthcheck-state.json.lock  keeps two configurations off one state file
 All are mode 0600 and never written through a symlink; HEALTHCHECK_METRICS_FILE, if set,
-is 0644 for node_exporter.
+is 0644 for node_exporter. Modes are set on the open file, never by name.
 
 A channel that stays down, a QR that a person must scan, or a gateway that keeps failing is
 sent to a person (webhook, e-mail, command); a healthchecks.io-style ping notices when cron
@@ -332,28 +332,46 @@ class Redactor:
     A secret is hidden whole, in its percent-encoded and base64 forms, and any run of
     MIN_LEAK of its characters is hidden too, whatever the case (a gateway may echo a hex
     secret upper-cased).
+
+    A secret that is also a word ("test", "Welcome") must not hide the longer words that hold
+    it ("testing" in an error message), so the secret itself is hidden wherever it stands,
+    except where it continues a longer word: a letter or digit touches it on a side where it
+    has a letter or digit too. A `%XX` escape before it is a separator, not part of a word, so
+    `user%3Atest%40host` is hidden as much as `user:test@host`. Its encoded forms and the URLs
+    are not words: they are hidden wherever they are, and so are the runs of a secret that holds
+    a digit or a symbol (a token); the runs of a secret made of letters only follow the word
+    rule, as they may be ordinary words too. A secret of MAX_WORD characters or more is no word:
+    it and its runs are hidden wherever they are.
     """
 
     #: A run of this many characters of a secret counts as leaking it.
     MIN_LEAK = 8
+    #: A secret this long is no word (a passphrase, a token): hidden even inside a longer one.
+    MAX_WORD = 16
 
     def __init__(self, secrets: Sequence[str] = (), whole_only: Sequence[str] = ()):
         # A secret of 1 to 3 characters cannot be masked without masking every word that
         # holds those letters; such a password protects nothing anyway.
         secrets = [s for s in secrets if s and len(s) >= MIN_MASKED_SECRET]
-        wholes = {s for s in list(secrets) + list(whole_only) if s}
+        wholes = {s for s in whole_only if s}
         for secret in [s for s in secrets if s]:
             wholes.update(_encoded_forms(secret))
+        words = {s for s in secrets if len(s) < self.MAX_WORD}
+        wholes.update(s for s in secrets if s not in words)
+        wholes.difference_update(words)
         # Longest first, so a secret that contains another is hidden whole.
-        self._secrets = sorted((w for w in wholes if w), key=len, reverse=True)
-        self._pattern = re.compile("|".join(re.escape(w) for w in self._secrets),
-                                   re.IGNORECASE) if self._secrets else None
+        self._pattern = _alternatives(wholes)
+        self._word_pattern = _alternatives(words)
         self._pieces = set()
+        #: Runs of the secrets made of letters only: hidden, except inside a longer word.
+        self._word_pieces = set()
         self._added: set[str] = set()
         for secret in secrets:
             if secret and len(secret) >= self.MIN_LEAK:
                 lowered = secret.lower()
-                self._pieces.update(lowered[i:i + self.MIN_LEAK]
+                (self._word_pieces if secret in words and secret.isalpha()
+                 else self._pieces).update(
+                    lowered[i:i + self.MIN_LEAK]
                                     for i in range(len(lowered) - self.MIN_LEAK + 1))
 
     def add(self, secret: str) -> None:
@@ -372,20 +390,34 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for secret in tuple(self._added):  # a worker thread may be adding one
             text = text.replace(secret, "***")
-        if self._pattern is None and not self._pieces:
+        if (self._pattern is None and self._word_pattern is None and not self._pieces
+                and not self._word_pieces):
             return text
         if self._pattern is not None:
             text = self._pattern.sub("***", text)
-        if not self._pieces:
+        if self._word_pattern is not None:
+            text = self._word_pattern.sub(
+                lambda m: m.group() if _continues_a_word(m.string, m.start(), m.end())
+                else "***", text)
+        if not self._pieces and not self._word_pieces:
             return text
         lowered = text.lower()
         if len(lowered) != len(text):  # a few characters change length when lower-cased
             lowered = "".join(c.lower()[:1] or c for c in text)
-        hidden = [False] * len(text)
-        for i in range(len(text) - self.MIN_LEAK + 1):
-            if lowered[i:i + self.MIN_LEAK] in self._pieces:
-                for j in range(i, i + self.MIN_LEAK):
-                    hidden[j] = True
+        hidden = self._runs(lowered, self._pieces)
+        if self._word_pieces:
+            in_words = self._runs(lowered, self._word_pieces)
+            start = 0
+            while start < len(text):
+                if not in_words[start]:
+                    start += 1
+                    continue
+                end = start
+                while end < len(text) and in_words[end]:
+                    end += 1
+                if not _continues_a_word(text, start, end):
+                    hidden[start:end] = [True] * (end - start)
+                start = end
         if not any(hidden):
             return text
         out, previous = [], False
@@ -396,6 +428,34 @@ class Redactor:
                 out.append(char)
             previous = is_hidden
         return "".join(out)
+
+
+    def _runs(self, lowered: str, pieces: set) -> list[bool]:
+        """Mark each character of `lowered` that is part of one of `pieces`."""
+        marked = [False] * len(lowered)
+        if pieces:
+            for i in range(len(lowered) - self.MIN_LEAK + 1):
+                if lowered[i:i + self.MIN_LEAK] in pieces:
+                    marked[i:i + self.MIN_LEAK] = [True] * self.MIN_LEAK
+        return marked
+
+
+def _alternatives(texts: set) -> Optional["re.Pattern[str]"]:
+    """Return a pattern matching any of `texts` in any case, longest first; None for none."""
+    ordered = sorted((t for t in texts if t), key=len, reverse=True)
+    return re.compile("|".join(re.escape(t) for t in ordered), re.IGNORECASE) if ordered \
+        else None
+
+
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}\Z")
+
+
+def _continues_a_word(text: str, start: int, end: int) -> bool:
+    """True when text[start:end] is part of a longer word (see Redactor)."""
+    joined_before = (start > 0 and text[start - 1].isalnum() and text[start].isalnum()
+                     and not _PERCENT_ESCAPE.search(text, max(start - 3, 0), start))
+    joined_after = end < len(text) and text[end].isalnum() and text[end - 1].isalnum()
+    return joined_before or joined_after
 
 
 def _encoded_forms(secret: str) -> list[str]:
@@ -563,7 +623,13 @@ class _EnvSource:
                                        f"{type(exc).__name__}; check its permissions and "
                                        f"that it is UTF-8 text") from None
             self.values = {k: v for k, v in loaded.items() if v is not None}
-        elif explicit:
+        elif env_file.exists() and not _is_null_device(env_file):
+            # A FIFO would block the run, a folder cannot be read: say what is there.
+            given = " (given with --env-file)" if explicit else ""
+            raise HealthcheckError(f"settings file {env_file}{given} is "
+                                   f"{_file_kind(env_file.stat().st_mode)}, not a regular "
+                                   f"file: give the path of a .env file")
+        elif explicit and not env_file.exists():
             raise HealthcheckError(f"settings file {env_file} not found (given with --env-file)")
 
     def secret_is_exposed(self, name: str) -> bool:
@@ -591,6 +657,10 @@ class _EnvSource:
     def required(self, name: str, what: str) -> str:
         value = self.get(name)
         if value is None:
+            if _is_null_device(self.env_file):  # --env-file /dev/null: the environment only
+                raise HealthcheckError(f"{name} is missing: the settings file {self.env_file} "
+                                       f"is the null device; set {name} in the environment "
+                                       f"({what})")
             if not self.env_file.is_file():
                 raise HealthcheckError(f"{name} is missing: the settings file {self.env_file} "
                                        f"does not exist; copy .env.example there (or pass "
@@ -650,6 +720,14 @@ class _EnvSource:
         path = Path(raw).expanduser()
         # Relative to the script, not to cron's working directory.
         return path if path.is_absolute() else SCRIPT_DIR / path
+
+
+def _is_null_device(path: Path) -> bool:
+    """True for /dev/null: an empty settings file, every setting from the environment."""
+    try:
+        return os.path.samefile(path, os.devnull)
+    except OSError:
+        return False
 
 
 def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
@@ -904,6 +982,18 @@ def _hostname() -> str:
     return socket.gethostname() or "localhost"
 
 
+def install_hint(requirements: str) -> str:
+    """Return the command that installs `requirements` for the script, a venv's pip first.
+
+    Debian 12, Ubuntu 23.04 and later refuse a system-wide `pip install` (PEP 668): outside a
+    venv, the way that works everywhere is a venv beside the script, run by cron.
+    """
+    if sys.prefix != sys.base_prefix:  # already in a venv: install into it
+        return f"{sys.executable} -m pip install {requirements}"
+    return (f"cd {SCRIPT_DIR} && python3 -m venv .venv && .venv/bin/pip install {requirements}"
+            f", then run the script with {SCRIPT_DIR}/.venv/bin/python")
+
+
 def is_panel_ciphertext(value: str, infra_key: Optional[str]) -> Optional[bytes]:
     """Return the raw IV+ciphertext when the panel's rule says `value` is encrypted."""
     if not infra_key or re.fullmatch(r"[0-9A-Fa-f]{32,}", value):
@@ -926,9 +1016,9 @@ def resolve_secret(stored: str, infra_key: Optional[str], env_file: Path) -> str
         from cryptography.hazmat.primitives import padding
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     except ImportError:
-        raise HealthcheckError("WPP_GATEWAY_SECRET is stored encrypted and the 'cryptography' "
-                               "package is not installed: run  python3 -m pip install "
-                               "cryptography") from None
+        raise HealthcheckError(f"WPP_GATEWAY_SECRET is stored encrypted and the 'cryptography' "
+                               f"package is not installed: run  {install_hint('cryptography')}"
+                               ) from None
     import hashlib
     key = hashlib.sha256(infra_key.encode("utf-8")).digest()
     decryptor = Cipher(algorithms.AES(key), modes.CBC(raw[:16])).decryptor()
@@ -2409,7 +2499,7 @@ class Report:
     error_state: int = OK
     gateway_failed: bool = False
     dry_run: bool = False
-    incidents: dict[str, dict] = field(default_factory=dict)
+    incidents: dict = field(default_factory=dict)  # channel ids, GATEWAY_KEY, ACTIVITY_KEY
     alerts: list[dict] = field(default_factory=list)
     #: The activity source: None when not configured; else whether it was read this run.
     activity_read: Optional[bool] = None
@@ -2563,6 +2653,46 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
 
 
+def series_names(ids: Sequence[str]) -> dict[str, str]:
+    """Return each channel id as its metrics label: cleaned, and never the same as another's.
+
+    Cleaning turns invisible characters into "?", so "abc<U+200B>" and "abc<U+200C>" both come
+    out "abc?", and node_exporter would drop one of the two series on every scrape. Those are
+    told apart by a digest of the raw id ("abc?~1a2b3c4d"); an id that cleaning leaves as it is
+    keeps its name, so a gateway cannot take another channel's name by listing it.
+    """
+    import hashlib
+    cleaned = {raw: quote_untrusted(raw, MAX_CHANNEL_ID_CHARS) for raw in ids}
+    uses: dict[str, int] = {}
+    for name in cleaned.values():
+        uses[name] = uses.get(name, 0) + 1
+    names = {raw: name for raw, name in cleaned.items() if uses[name] == 1 or name == raw}
+    taken = set(names.values())
+    for raw in sorted(raw for raw in cleaned if raw not in names):
+        digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+        # Longer digests, then a counter: an id listed to look like a digested name cannot
+        # make two series the same either.
+        candidates = [f"{cleaned[raw]}~{digest[:width]}" for width in (8, 16, 64)]
+        name = next((c for c in candidates if c not in taken), "")
+        number = 2
+        while not name or name in taken:
+            name, number = f"{candidates[-1]}~{number}", number + 1
+        names[raw] = name
+        taken.add(name)
+    return names
+
+
+def describe_told_apart(names: dict[str, str]) -> Optional[str]:
+    """Say which channel ids came out the same once cleaned, and what their series are called."""
+    told = sorted(name for raw, name in names.items()
+                  if name != quote_untrusted(raw, MAX_CHANNEL_ID_CHARS))
+    if not told:
+        return None
+    return _fit(f"{_plural(len(told), 'channel id')} differ from another only by invisible "
+                f"characters; their metrics series are told apart by a digest of the raw id: ",
+                told, 0)
+
+
 def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
     """Return this run's metrics in the Prometheus text format (node_exporter's textfile).
 
@@ -2575,14 +2705,16 @@ def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
         out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
         out.extend(f"{name}{labels} {value}\n" for labels, value in samples)
 
+    names = series_names([c.id for c in report.channels])
+
     def channel(c) -> str:
-        return f'{{channel="{_label(quote_untrusted(c.id, MAX_CHANNEL_ID_CHARS))}"}}'
+        return f'{{channel="{_label(names[c.id])}"}}'
 
     family("whatsapp_session_up", "gauge", "1 when the channel is connected, else 0.",
            [(channel(c), 0 if c.down_now else 1) for c in report.channels
             if c.action != "ignored"])
     family("whatsapp_session_status", "gauge", "The status the gateway lists for the channel.",
-           [(f'{{channel="{_label(quote_untrusted(c.id, MAX_CHANNEL_ID_CHARS))}",'
+           [(f'{{channel="{_label(names[c.id])}",'
              f'status="{_label(quote_untrusted(c.status or "(none)", 40))}"}}', 1)
             for c in report.channels])
     family("whatsapp_session_silent", "gauge", "1 when a connected channel has gone silent "
@@ -2636,10 +2768,15 @@ def describe_silence(silence: Silence, now: datetime) -> str:
             f"{last.isoformat(timespec='seconds')}); {normally}. {SILENT_ADVICE}")
 
 
-#: The gateway's own incident is kept under this key, beside the channels'.
-GATEWAY_KEY = "*gateway*"
-#: ...and the activity source's.
-ACTIVITY_KEY = "*activity*"
+#: The gateway's own incident is kept under this key, beside the channels'; and the activity
+#: source's. Channel ids are strings of any characters, so no string is safe from a channel named
+#: after it: these keys are not strings. The state file keeps them in a section of their own.
+GATEWAY_KEY = ("watchdog", "gateway")
+ACTIVITY_KEY = ("watchdog", "activity")
+#: Their names in the state file's "watchdog_incidents" section.
+WATCHDOG_INCIDENTS = {"gateway": GATEWAY_KEY, "activity": ACTIVITY_KEY}
+#: Where a state file written before that section existed kept them, among the channels.
+LEGACY_WATCHDOG_KEYS = {"*gateway*": GATEWAY_KEY, "*activity*": ACTIVITY_KEY}
 
 
 @dataclass(frozen=True)
@@ -3117,6 +3254,9 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         report.error, report.error_state, report.gateway_failed = \
             name_settings(str(exc), settings), exc.state, True
         return report, activity if settings.activity else None
+    told_apart = describe_told_apart(series_names([c.id for c in listing.channels]))
+    if told_apart:
+        report.notes.append((WARNING, told_apart))
     silences = {}
     if settings.activity:
         try:
@@ -3229,8 +3369,8 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
         from sqlalchemy.pool import NullPool
     except ImportError:
         raise HealthcheckError(f"HEALTHCHECK_ACTIVITY_DB is set but SQLAlchemy is not installed "
-                               f"for {sys.executable}: run  {sys.executable} -m pip install -r "
-                               f"requirements-activity.txt") from None
+                               f"for {sys.executable}: run  "
+                               f"{install_hint('-r requirements-activity.txt')}") from None
     limit = min(source.timeout, budget_end - time.monotonic())
     limit_name = "HEALTHCHECK_ACTIVITY_TIMEOUT" if limit == source.timeout else \
         "what was left of HEALTHCHECK_DEADLINE"
@@ -3327,8 +3467,7 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
     except ImportError as exc:  # the driver named in the URL
         raise HealthcheckError(f"{where}: the database driver is not installed for "
                                f"{sys.executable} ({quote_untrusted(str(exc), 80)}): run  "
-                               f"{sys.executable} -m pip install -r requirements-activity.txt"
-                               ) from None
+                               f"{install_hint('-r requirements-activity.txt')}") from None
     except sqlalchemy.exc.NoSuchModuleError:
         raise HealthcheckError(f"{where}: HEALTHCHECK_ACTIVITY_DB names a database type or "
                                f"driver SQLAlchemy does not know; use sqlite:///, "
@@ -3523,6 +3662,10 @@ def open_own_file(path: Path, flags: int) -> int:
         os.close(handle)
         raise UnsafeFileError(0, "something other than a regular file of ours is there; it was "
                                  "left alone")
+    if flags & (os.O_WRONLY | os.O_RDWR) and stat.S_IMODE(info.st_mode) != 0o600:
+        # Set on the descriptor, never by name: a name can be swapped for a link to .env between
+        # two calls. Cron's `>> log 2>&1` creates the log 0644 before the script even starts.
+        os.fchmod(handle, 0o600)
     return handle
 
 
@@ -3537,11 +3680,17 @@ def replace_own_file(path: Path, text: str, mode: int = 0o600) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            # The mode is set on the descriptor, never by name: whoever can write to the folder
+            # could swap the name for a link to .env, and a chmod by name would follow it.
+            os.fchmod(stream.fileno(), mode)
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        if mode != 0o600:
-            os.chmod(temporary, mode)
+            if not _is_open_file(temporary, stream.fileno()):
+                raise UnsafeFileError(0, f"the temporary file {temporary} was replaced by "
+                                         f"something else while it was written; nothing was "
+                                         f"changed: check who else can write to "
+                                         f"{path.parent}")
         os.replace(temporary, path)
     except BaseException:
         try:
@@ -3549,6 +3698,15 @@ def replace_own_file(path: Path, text: str, mode: int = 0o600) -> None:
         except OSError:
             pass
         raise
+
+
+def _is_open_file(path: str, handle: int) -> bool:
+    """True when `path` (not followed) is still the file open as `handle`."""
+    try:
+        named, opened = os.lstat(path), os.fstat(handle)
+    except OSError:
+        return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def append_log(path: Path, run_id: str, lines: list[tuple[int, str]]) -> None:
@@ -3600,7 +3758,7 @@ def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
             data = None
         if (isinstance(data, dict) and isinstance(data.get("incidents"), dict)
                 and isinstance(data.get("pending_alerts"), list)):
-            return data, []
+            return _join_watchdog_incidents(data), []
         why = "not a state file (corrupt or truncated)"
     if dry_run:
         return _empty_state(), [(WARNING, f"state file {path} is unreadable ({why}); "
@@ -3619,8 +3777,31 @@ def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
 
 def save_state(path: Path, state: dict, redact: Redactor) -> None:
     """Replace the state file atomically, its text redacted like every other output."""
-    replace_own_file(path, json.dumps(_redact_values(state, redact), indent=1,
-                                      ensure_ascii=True) + "\n")
+    replace_own_file(path, json.dumps(_redact_values(_split_watchdog_incidents(state), redact),
+                                      indent=1, ensure_ascii=True) + "\n")
+
+
+def _split_watchdog_incidents(state: dict) -> dict:
+    """Return the state as written: the channels' incidents apart from the script's own."""
+    incidents = state.get("incidents") or {}
+    return dict(state, incidents={k: v for k, v in incidents.items() if isinstance(k, str)},
+                watchdog_incidents={name: incidents[key] for name, key
+                                    in WATCHDOG_INCIDENTS.items() if key in incidents})
+
+
+def _join_watchdog_incidents(data: dict) -> dict:
+    """Return a state as read, the script's own incidents back under their keys."""
+    incidents = dict(data["incidents"])
+    own = data.pop("watchdog_incidents", None)
+    if isinstance(own, dict):
+        found = {WATCHDOG_INCIDENTS[name]: value for name, value in own.items()
+                 if name in WATCHDOG_INCIDENTS}
+    else:  # written by 1.1.0 or earlier, when they were kept among the channels
+        found = {key: incidents.pop(name) for name, key in LEGACY_WATCHDOG_KEYS.items()
+                 if name in incidents}
+    incidents.update(found)
+    data["incidents"] = incidents
+    return data
 
 
 def _redact_values(value, redact: Redactor):
@@ -3758,9 +3939,7 @@ def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
     import subprocess
     # The command gets this process's environment without the secrets: anything it runs could
     # otherwise read them from /proc/<pid>/environ.
-    secrets = [s for s in settings.secrets_to_hide if len(s) >= 4]
-    environment = {name: value for name, value in os.environ.items()
-                   if name not in SECRET_VARIABLES and not any(s in value for s in secrets)}
+    environment = command_environment(os.environ, settings)
     try:
         done = subprocess.run(shlex.split(settings.alert_command), timeout=limit, env=environment,
                               input=json.dumps(message, ensure_ascii=False).encode("utf-8"),
@@ -3780,6 +3959,23 @@ def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
 #: Variables that hold a secret, kept from the alert command's environment whatever their value.
 SECRET_VARIABLES = frozenset({"WPP_GATEWAY_SECRET", "INFRA_SECRET_KEY", "HEALTHCHECK_SMTP_PASSWORD",
                               "DB_PASS", "HEALTHCHECK_ACTIVITY_DB", "HEALTHCHECK_GATEWAY_KEY"})
+#: The script's own settings and the panel's database settings: none reaches the alert command.
+#: Many can hold a token (webhook and ping URLs, a gateway URL with a password in it), and a
+#: list of just those would miss the next one added.
+SETTING_PREFIXES = ("WPP_", "HEALTHCHECK_", "INFRA_", "DB_")
+
+
+def command_environment(environ, settings: Settings) -> dict[str, str]:
+    """Return the environment for the alert command: no setting, nothing holding a secret.
+
+    Whatever the source of a setting (.env or this process's environment), its variable is
+    left out; so is any other variable whose value holds a secret or a token-bearing URL.
+    """
+    hidden = [s for s in settings.secrets_to_hide + settings.urls_to_hide
+              if s and len(s) >= MIN_MASKED_SECRET]
+    return {name: value for name, value in environ.items()
+            if name not in SECRET_VARIABLES and not name.startswith(SETTING_PREFIXES)
+            and not any(s in value for s in hidden)}
 
 SENDERS = {"webhook": send_webhook, "email": send_email, "command": run_alert_command}
 
@@ -3983,10 +4179,14 @@ def _redact_tree(value, redact: Redactor):
 def _report_missing_package(package: str) -> int:
     """Say which package this Python lacks and how to fix it; log it where the log would be."""
     name = {"dotenv": "python-dotenv"}.get(package, package)
+    if sys.prefix != sys.base_prefix:
+        fix = (f"install it into that venv ({install_hint('-r requirements.txt')}), or point "
+               f"cron at the Python of the venv that has it (.venv/bin/python "
+               f"healthcheck_sessions.py)")
+    else:  # cron's system python3
+        fix = f"give the script a venv: {install_hint('-r requirements.txt')}"
     line = (f"WHATSAPP SESSIONS UNKNOWN - the package {name} is not installed for "
-            f"{sys.executable}: install it into that Python ({sys.executable} -m pip install -r "
-            f"requirements.txt), or point cron at the Python of the venv that has it "
-            f"(.venv/bin/python healthcheck_sessions.py)")
+            f"{sys.executable}: {fix}")
     print(line, flush=True)
     try:
         append_log(SCRIPT_DIR / DEFAULT_LOG_FILE, _new_run_id(), [(UNKNOWN, line)])
@@ -4090,8 +4290,8 @@ def setup_warnings(settings: Settings) -> list[str]:
                         "instead")
     host = urlsplit(settings.base_url).hostname or ""
     if settings.base_url.startswith("http://") and not _is_loopback(host):
-        warnings.append("WPP_GATEWAY_BASE_URL is http://: the gateway secret crosses the "
-                        "network in clear on every run; use the gateway's https:// address")
+        warnings.append(f"{settings.url_setting} is http://: the gateway secret crosses the "
+                        f"network in clear on every run; use the gateway's https:// address")
     smtp = settings.smtp
     if smtp and smtp.password and smtp.tls == "off" and not _is_loopback(smtp.host):
         warnings.append("HEALTHCHECK_SMTP_TLS is off: the SMTP password crosses the network "

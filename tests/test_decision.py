@@ -148,4 +148,4 @@ def test_a_hand_edited_state_never_breaks_the_plan(previous, gateway_failed):
                          gateway_failed=gateway_failed, error="x" if gateway_failed else None)
     incidents, items, _ = hs.plan_incidents(previous, report, NOW, POLICY)
     hs.compose_alert(items, hs.CRITICAL, "host", "run", NOW)
-    json.dumps(incidents)
+    json.dumps(hs._split_watchdog_incidents({"incidents": incidents}))

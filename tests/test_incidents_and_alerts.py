@@ -50,7 +50,7 @@ def test_state_records_the_incident_of_a_channel_that_stays_down(run_check, gate
 def test_gateway_incident_is_kept_too(run_check, gateway, home):
     gateway.set_fault("list", html_fault(502))
     run_check()
-    assert state_of(home)["incidents"]["*gateway*"]["runs_down"] == 1
+    assert state_of(home)["watchdog_incidents"]["gateway"]["runs_down"] == 1
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"incidents": {"a": 1', "", "[]"])

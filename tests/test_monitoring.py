@@ -78,7 +78,7 @@ def test_timeout_option_bounds_the_run_and_it_still_logs_and_saves(run_check, ga
     assert "HEALTHCHECK_DEADLINE" in run.first_line or "within" in run.first_line
     assert "no complete answer" in run.log
     state = json.loads((home / "logs" / "healthcheck-state.json").read_text())
-    assert state["incidents"]["*gateway*"]["runs_down"] == 1
+    assert state["watchdog_incidents"]["gateway"]["runs_down"] == 1
 
 
 def test_version_short_option(run_check):
@@ -132,7 +132,7 @@ def test_killed_runs_count_towards_the_gateway_alert(run_check, gateway, home, t
         process.kill()
         process.communicate()
     state = json.loads((home / "logs" / "healthcheck-state.json").read_text())
-    assert state["incidents"]["*gateway*"]["runs_down"] == 1  # counted by the second run
+    assert state["watchdog_incidents"]["gateway"]["runs_down"] == 1  # counted by the second run
     run = run_check(env={"HEALTHCHECK_ALERT_WEBHOOK_URL": recorder.url + "/hook",
                          "HEALTHCHECK_ALERT_AFTER": "3", "HEALTHCHECK_DEADLINE": "12",
                          "HEALTHCHECK_LIST_TIMEOUT": "2"})
