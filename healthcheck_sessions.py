@@ -122,6 +122,8 @@ SILENT_EXPECTED_MESSAGES = 7.0
 #: History needed before the channel's own rhythm is trusted, and how far back it is kept.
 ACTIVITY_MIN_HISTORY_SECONDS = 7 * 86400
 ACTIVITY_WINDOW_SECONDS = 28 * 86400
+#: Messages counted per channel and hour: beyond it, a channel is busy enough for any rule.
+MAX_HOURLY_COUNT = 999_999
 HOURS_PER_WEEK = 168
 DEFAULT_ACTIVITY_TIMEOUT = 30.0
 #: Channel names longer than this are not channels: their rows are ignored, never stored.
@@ -134,8 +136,12 @@ PANEL_ACTIVITY_QUERY = (
     "received_at FROM webhook_raw_logs "
     "WHERE received_at > :since AND event_type IN ('message', 'onmessage')")
 
-#: A state file larger than this is not one of ours (it stays far below: the tests show it).
+#: The most of a state file that is read; save_state keeps the file below it.
 MAX_STATE_BYTES = 4 * 1024 * 1024
+#: Room kept under MAX_STATE_BYTES when the activity history is cut to fit.
+STATE_SLACK_BYTES = 64 * 1024
+#: State files set aside as unreadable that are kept for a look; older ones are removed.
+MAX_ASIDE_FILES = 3
 #: An answer larger than this is refused unread: no gateway list comes near it.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 #: Lines per run, at most, for channels and for problems: a hostile list cannot flood the log.
@@ -1735,26 +1741,38 @@ def to_epoch(value, zone) -> Optional[float]:
     return number / 1000 if number > 1e11 else number
 
 
-def learn_activity(previous: dict, events, now: float, listed: set) -> dict:
+def learn_activity(previous: dict, events, now: float, listed: set,
+                   expected: Sequence[str] = ()) -> dict:
     """Return the activity history with new (channel_key, epoch seconds) events counted in.
 
-    Pure: `previous` is not changed. Per listed channel it keeps the first and last inbound
-    time and the messages of the last four weeks counted by hour: `counts` holds at most 672
-    comma-separated numbers from the hour `base` on, so the history has a fixed size per
-    channel (about 2 KB for a busy one) whatever the table holds. Events at or before the
+    Pure: `previous` is not changed. Per channel it keeps the first and last inbound time, since
+    when the gateway no longer lists it (`unlisted_since`, only then), and the messages of the
+    last four weeks counted by hour: `counts` holds at most 672 comma-separated numbers from the hour `base` (its first
+    hour with a message) on, so the history has a bounded size per channel (a few bytes for a
+    quiet one, about 2 KB for a busy one) whatever the table holds. A channel's history is kept
+    while it is listed, expected, or was listed within the last four weeks: a channel missing
+    from a few listings must not lose what its silence rule needs. Events at or before the
     previous high-water mark were counted by an earlier run and are skipped, so a query that
     ignores :since cannot count a message twice.
     """
     mark = previous.get("since")
     mark = mark if _is_time(mark) else None
     old_channels = previous.get("channels")
-    learned = {}
+    wanted = set(listed) | set(expected)
+    learned, unlisted = {}, {}
     for key, entry in (old_channels.items() if isinstance(old_channels, dict) else ()):
-        if key in listed and isinstance(entry, dict):
-            learned[key] = (entry.get("first"), entry.get("last"), hourly_counts(entry))
+        if not isinstance(entry, dict):
+            continue
+        if key not in listed:
+            # Without the mark, it was listed on the run that wrote it: missing from now on.
+            since = entry.get("unlisted_since")
+            unlisted[key] = min(since, now) if _is_time(since) else now
+            if key not in wanted and unlisted[key] <= now - ACTIVITY_WINDOW_SECONDS:
+                continue
+        learned[key] = (entry.get("first"), entry.get("last"), hourly_counts(entry))
     newest = mark
     for key, at in events:
-        if key not in listed or (mark is not None and at <= mark):
+        if (key not in wanted and key not in learned) or (mark is not None and at <= mark):
             continue
         newest = at if newest is None else max(newest, at)
         at = min(at, now)  # a clock ahead of ours must not make a silence negative
@@ -1763,14 +1781,46 @@ def learn_activity(previous: dict, events, now: float, listed: set) -> dict:
                         max(last, at) if _is_time(last) else at, hours)
         hour = int(at // 3600)
         hours[hour] = hours.get(hour, 0) + 1
-    base = int((now - ACTIVITY_WINDOW_SECONDS) // 3600)
+    window = int((now - ACTIVITY_WINDOW_SECONDS) // 3600)
     channels = {}
     for key, (first, last, hours) in learned.items():
-        top = max((h for h in hours if h >= base), default=base - 1)
+        kept = [h for h in hours if h >= window]
+        base = min(kept, default=window)
+        top = max(kept, default=window - 1)
         channels[key] = {"first": first, "last": last, "base": base,
-                         "counts": ",".join(str(hours[h]) if hours.get(h) else ""
+                         "counts": ",".join(str(min(hours[h], MAX_HOURLY_COUNT))
+                                            if hours.get(h) else ""
                                             for h in range(base, top + 1))}
+        if key not in listed:
+            channels[key]["unlisted_since"] = unlisted.get(key, now)
     return {"since": newest, "channels": channels}
+
+
+def cap_history(activity: dict, excess: int) -> tuple[dict, int]:
+    """Return the history without at least `excess` bytes of it, and how many channels went.
+
+    Pure. The channels the gateway no longer lists go first, the longest missing first, then
+    those whose last message is the oldest: what a silence rule is least likely to need. The high-water mark stays, so a channel
+    dropped learns afresh from now on rather than counting old rows twice.
+    """
+    channels = activity.get("channels") if isinstance(activity.get("channels"), dict) else {}
+
+    def age(key):
+        entry = channels[key]
+        since, last = entry.get("unlisted_since"), entry.get("last")
+        return (not _is_time(since), since if _is_time(since) else 0,
+                last if _is_time(last) else 0)
+
+    kept, freed, dropped = dict(channels), 0, 0
+    for key in sorted(channels, key=age):
+        if freed >= excess:
+            break
+        # Its size in the file: the entry at depth 3 of `json.dumps(..., indent=1)`.
+        freed += len(json.dumps({key: channels[key]}, indent=1, ensure_ascii=True)) + \
+            3 * (len(channels[key]) + 2)
+        del kept[key]
+        dropped += 1
+    return {**activity, "channels": kept}, dropped
 
 
 def hourly_counts(entry: dict) -> dict:
@@ -1779,7 +1829,7 @@ def hourly_counts(entry: dict) -> dict:
     if not isinstance(base, int) or isinstance(base, bool) or not isinstance(counts, str):
         return {}  # a hand-edited or older history: learn afresh
     return {base + i: int(c) for i, c in enumerate(counts.split(",")[:HOURS_PER_WEEK * 5])
-            if re.fullmatch(r"[0-9]{1,9}", c) and int(c)}
+            if c and len(c) <= 9 and c.isascii() and c.isdigit() and int(c)}
 
 
 def _is_time(value) -> bool:
@@ -2605,7 +2655,7 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         try:
             activity = read_activity(settings.activity, activity,
                                      {channel_key(c.id) for c in listing.channels},
-                                     now.timestamp(), budget_end)
+                                     now.timestamp(), budget_end, settings.expected_channels)
             report.activity_read = True
         except HealthcheckError as exc:
             report.activity_read, report.activity_error = False, str(exc)
@@ -2654,7 +2704,7 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
 
 
 def read_activity(source: ActivitySettings, previous: dict, listed: set, now: float,
-                  budget_end: float) -> dict:
+                  budget_end: float, expected: Sequence[str] = ()) -> dict:
     """Read the inbound messages received since the last run; return the updated history.
 
     Raises HealthcheckError (UNKNOWN) saying what to check when the source cannot be read.
@@ -2708,7 +2758,7 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
                     result = connection.execution_options(stream_results=True).execute(
                         sqlalchemy.text(source.query),
                         {"since": since_local, "since_epoch": int(since)})
-                    return learn_activity(previous, events(result), now, listed)
+                    return learn_activity(previous, events(result), now, listed, expected)
                 except sqlalchemy.exc.DBAPIError as exc:  # SQLite calls bad SQL "operational"
                     raise ActivityRowError(f"the query failed: {_database_error(exc)}") from None
         finally:
@@ -2951,49 +3001,134 @@ def _empty_state() -> dict:
 
 
 def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
-    """Return the state of earlier runs, and notes; a corrupt file is moved aside, never fatal."""
+    """Return the state of earlier runs, and notes; a corrupt file is moved aside, never fatal.
+
+    A file over the size limit, or cut short, still gives back its incidents and waiting
+    alerts when they can be read: they come before the activity history in the file, and only
+    the history is lost (see `_salvage_state`).
+    """
     try:
         if not check_own_file(path):
             return _empty_state(), []
         handle = open_own_file(path, os.O_RDONLY)
         with os.fdopen(handle, "rb") as stream:
-            text = stream.read(MAX_STATE_BYTES + 1).decode("utf-8")
+            text = stream.read(MAX_STATE_BYTES + 1).decode("utf-8", "replace")
     except FileNotFoundError:
         return _empty_state(), []
     except UnsafeFileError as exc:
         # Not ours to read, move or replace: incidents cannot be kept; the checks go on.
         return _empty_state(), [(UNKNOWN, f"state file {path}: {exc.strerror}; incidents "
                                           f"and alerts are not tracked until it is fixed")]
-    except (OSError, UnicodeDecodeError) as exc:
-        why = getattr(exc, "strerror", None) or type(exc).__name__
+    except OSError as exc:
+        why, salvaged = exc.strerror or type(exc).__name__, None
     else:
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError):
-            data = None
+        data = None
+        if len(text) <= MAX_STATE_BYTES:
+            try:
+                data = json.loads(text)
+            except (ValueError, RecursionError):
+                pass
         if (isinstance(data, dict) and isinstance(data.get("incidents"), dict)
                 and isinstance(data.get("pending_alerts"), list)):
             return data, []
-        why = "not a state file (corrupt or truncated)"
+        why = (f"over the {MAX_STATE_BYTES // (1024 * 1024)} MB limit"
+               if len(text) > MAX_STATE_BYTES else "not a state file (corrupt or truncated)")
+        salvaged = _salvage_state(text)
+    kept = ("its incidents and waiting alerts were kept, the activity history was dropped "
+            "(silence detection learns it afresh)" if salvaged else "incidents start afresh")
     if dry_run:
-        return _empty_state(), [(WARNING, f"state file {path} is unreadable ({why}); "
-                                          f"ignored by this dry run")]
+        return salvaged or _empty_state(), [(WARNING, f"state file {path} is unreadable "
+                                                      f"({why}); ignored by this dry run")]
     aside = path.with_name(f"{path.name}.corrupt-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
                            f"-{os.getpid()}")
     try:
         os.replace(path, aside)
         moved = f"moved aside to {aside.name}"
+        _remove_old_asides(path)
     except OSError as exc:
         moved = f"could not be moved aside ({exc.strerror})"
-    # State never stands between a channel and its reconnect: start afresh and go on.
-    return _empty_state(), [(WARNING, f"state file {path} was unreadable ({why}), {moved}; "
-                                      f"incidents start afresh")]
+    # State never stands between a channel and its reconnect: go on with what could be read.
+    return salvaged or _empty_state(), [(WARNING, f"state file {path} was unreadable ({why}), "
+                                                  f"{moved}; {kept}")]
 
 
-def save_state(path: Path, state: dict, redact: Redactor) -> None:
-    """Replace the state file atomically, its text redacted like every other output."""
-    replace_own_file(path, json.dumps(_redact_values(state, redact), indent=1,
-                                      ensure_ascii=True) + "\n")
+def _salvage_state(text: str) -> Optional[dict]:
+    """Return the incidents and waiting alerts of a state file cut short, None when lost.
+
+    `save_state` writes the top-level keys one per line, at one space of indent, with the
+    history last: each part before it can be decoded on its own from where its key starts.
+    """
+    decoder = json.JSONDecoder()
+    parts = {}
+    for key in ("incidents", "pending_alerts", "warned"):
+        start = text.find(f'\n "{key}": ')
+        if start < 0:
+            continue
+        try:
+            parts[key], _ = decoder.raw_decode(text, start + len(key) + 6)
+        except (ValueError, RecursionError):
+            continue
+    if not isinstance(parts.get("incidents"), dict):
+        return None
+    state = _empty_state()
+    state["incidents"] = parts["incidents"]
+    for key in ("pending_alerts", "warned"):
+        if isinstance(parts.get(key), list):
+            state[key] = parts[key]
+    return state
+
+
+def _remove_old_asides(path: Path) -> None:
+    """Remove all but the newest MAX_ASIDE_FILES state files set aside (of ours, regular)."""
+    import glob
+    import stat
+    asides = []
+    for candidate in path.parent.glob(f"{glob.escape(path.name)}.corrupt-*"):
+        try:
+            info = os.lstat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid():
+            asides.append((info.st_mtime, candidate.name, candidate))
+    for _, _, old in sorted(asides, reverse=True)[MAX_ASIDE_FILES:]:
+        try:
+            os.unlink(old)
+        except OSError:
+            pass  # a file we cannot remove is left for a person; the run goes on
+
+
+def save_state(path: Path, state: dict, redact: Redactor) -> Optional[str]:
+    """Replace the state file atomically, its text redacted like every other output.
+
+    The file never outgrows what `load_state` reads: when it would, the activity history of the
+    channels least recently listed, then least recently heard from, is left out, and the line
+    returned says how much (None when nothing was).
+    """
+    state = _redact_values(state, redact)
+    text = _state_text(state)
+    dropped, activity = 0, state.get("activity")
+    if len(text) > MAX_STATE_BYTES and isinstance(activity, dict):
+        state["activity"], dropped = cap_history(activity, len(text) - MAX_STATE_BYTES
+                                                 + STATE_SLACK_BYTES)
+        text = _state_text(state)
+        if len(text) > MAX_STATE_BYTES:  # the estimate fell short: keep the incidents whole
+            dropped = len(activity.get("channels") or ())
+            state["activity"] = {**activity, "channels": {}}
+            text = _state_text(state)
+    replace_own_file(path, text)
+    if not dropped:
+        return None
+    return (f"state file {path} would be over its {MAX_STATE_BYTES // (1024 * 1024)} MB limit: "
+            f"the activity history of {_plural(dropped, 'channel')} was dropped, the least "
+            f"recently listed or heard from first (silence detection learns them afresh)")
+
+
+def _state_text(state: dict) -> str:
+    # The history goes last: a file cut short still holds the incidents (see _salvage_state).
+    ordered = {k: v for k, v in state.items() if k != "activity"}
+    if "activity" in state:
+        ordered["activity"] = state["activity"]
+    return json.dumps(ordered, indent=1, ensure_ascii=True) + "\n"
 
 
 def _redact_values(value, redact: Redactor):
@@ -3502,7 +3637,9 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
                      "warned": [_digest(text) for text in warnings]}
         if activity is not None:
             new_state["activity"] = activity
-        save_state(settings.state_path, new_state, settings.redact)
+        capped = save_state(settings.state_path, new_state, settings.redact)
+        if capped:
+            report.notes.append((WARNING, capped))
     except OSError as exc:
         report.problems.append((UNKNOWN, f"cannot write the state file {settings.state_path} "
                                          f"({exc.strerror or type(exc).__name__}): incidents and "
