@@ -188,6 +188,7 @@ OUTCOME_STATES = {
     "stuck": CRITICAL,                # still starting past its grace, and no safe revive
     "silent": WARNING,                # listed as connected, but no inbound message for too long
     "failed": CRITICAL,               # the kick itself failed
+    "not_called": CRITICAL,           # due, but no time was left in the deadline: no call made
 }
 
 ENV_HELP = """\
@@ -2619,18 +2620,25 @@ def kick_all(gateway, jobs: list[tuple[Channel, bool]], workers: int,
     """Revive every (channel, restart) job, at most `workers` at once; in the jobs' order.
 
     Each channel is added to `kicked` as its call ends, so a run stopped by a signal can say
-    which reconnect calls were already made.
+    which reconnect calls were already made. A call the deadline left no time for is
+    `not_called`, never counted as a kick; one cut short by it was made, and `failed`.
     """
-    def kick(channel: Channel, restart: bool) -> Kick:
+    started: set[int] = set()
+
+    def kick(index: int, channel: Channel, restart: bool) -> Kick:
+        started.add(index)
         result = revive_channel(gateway, channel, restart)
         kicked.append(channel.id)
         return result
 
-    tasks = [lambda c=c, r=r: kick(c, r) for c, r in jobs]
+    tasks = [lambda i=i, c=c, r=r: kick(i, c, r) for i, (c, r) in enumerate(jobs)]
     results = run_bounded(tasks, workers, budget_end)
-    return [r if isinstance(r, Kick) else Kick("failed", "deadline: no time left in "
-                                               "HEALTHCHECK_DEADLINE for this call")
-            for r in results]
+    return [r if isinstance(r, Kick) else
+            Kick("failed", "deadline: the call did not finish within HEALTHCHECK_DEADLINE")
+            if i in started else
+            Kick("not_called", "deadline: no time left in HEALTHCHECK_DEADLINE for this call; "
+                               "it was not made")
+            for i, r in enumerate(results)]
 
 
 def check_gateway(settings: Settings, run: RunContext, state: dict,
@@ -2650,6 +2658,30 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         report.error, report.error_state, report.gateway_failed = \
             name_settings(str(exc), settings), exc.state, True
         return report, activity if settings.activity else None
+    policy = PlanPolicy(
+        qr_retry_hours=settings.qr_retry_hours,
+        starting_grace_minutes=settings.starting_grace_minutes,
+        revive_transient=gateway.abilities.revive_transient,
+        restart_silent=settings.silent_action == "restart"
+        and gateway.abilities.restart_connected)
+
+    def revive(jobs: list[tuple[Channel, bool]]) -> list[tuple[Channel, Kick]]:
+        if dry_run:
+            return [(c, Kick("would_reconnect", "dry run: no reconnect call made"))
+                    for c, _ in jobs]
+        return list(zip([c for c, _ in jobs],
+                        kick_all(gateway, jobs, settings.workers, budget_end, run.kicked)))
+
+    # The gateway part (revive, verify) comes before the activity read, on the deadline's full
+    # budget: a slow or locked activity database must never starve a reconnect. Silences only
+    # concern connected channels, so this plan's revivals are the final plan's, less the
+    # restarts of silent channels.
+    plan = plan_run(listing, settings.expected_channels, state["incidents"], {}, now,
+                    policy, run.force)
+    kicks = revive(plan.revivals)
+    made = [c for c, k in kicks if k.outcome in KICK_OUTCOMES]
+    verified = verify_kicks(gateway, made, settings.verify_seconds, budget_end, report) \
+        if made and not dry_run else {}
     silences = {}
     if settings.activity:
         try:
@@ -2668,26 +2700,13 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
                                          settings.activity.silent_min_minutes)
                 if silence:
                     silences[channel.id] = silence
-    policy = PlanPolicy(
-        qr_retry_hours=settings.qr_retry_hours,
-        starting_grace_minutes=settings.starting_grace_minutes,
-        revive_transient=gateway.abilities.revive_transient,
-        restart_silent=settings.silent_action == "restart"
-        and gateway.abilities.restart_connected)
-    plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
-                    policy, run.force)
+    if silences:
+        plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
+                        policy, run.force)
+        kicks += revive([(c, restart) for c, restart in plan.revivals if restart])
     report.problems[:0] = [(s, name_settings(t, settings)) for s, t in plan.problems]
     report.missing_expected = plan.missing
-    jobs = plan.revivals
-    if dry_run:
-        kicks = [Kick("would_reconnect", "dry run: no reconnect call made") for _ in jobs]
-    else:
-        kicks = kick_all(gateway, jobs, settings.workers, budget_end, run.kicked)
-    kicked = [c for c, _ in jobs]
-    verified = verify_kicks(gateway, kicked, settings.verify_seconds, budget_end, report) \
-        if kicked and not dry_run else {}
-    outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings))
-               for c, k in zip(kicked, kicks)}
+    outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings)) for c, k in kicks}
     waiting = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck"}
     for entry in plan.channels:
         channel = entry.channel

@@ -1,5 +1,6 @@
 """Round three, the state file: it never outgrows its own read limit, a file set aside keeps the
-incidents of channels that are down, and a channel missing from a few listings keeps its history.
+incidents of channels that are down, and a channel missing from a few listings keeps its history;
+the reconnects come before the activity read; `panel` reads DB_HOST=localhost as the socket.
 
 Every time is made relative to now, so the tests hold on any day and in any time zone.
 """
@@ -7,6 +8,9 @@ Every time is made relative to now, so the tests hold on any day and in any time
 import json
 import os
 from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy
 
 import healthcheck_sessions as hs
 
@@ -211,3 +215,49 @@ def test_a_channel_missing_from_one_run_keeps_its_history_in_the_state(run_check
     run_check(env=sqlite_db.settings())
     after = state_of(home)["activity"]["channels"]["imobsites"]
     assert after.pop("unlisted_since") > NOW.timestamp() and after == before
+
+
+# -- the deadline: reconnects first, and no count of a call never made ----------------------------
+
+LOCKS = {"mariadb": "LOCK TABLES webhook_raw_logs WRITE",
+         "postgresql": 'LOCK TABLE "Message" IN ACCESS EXCLUSIVE MODE'}
+
+
+@pytest.mark.parametrize("kind", ["mariadb", "postgresql"])
+def test_a_locked_activity_table_never_starves_the_reconnects(run_check, gateway, home,
+                                                              database_servers, kind):
+    # Tests if, with the activity table locked by another connection and a short -t, the
+    # reconnect call still reaches the gateway, and the activity read gets what is left.
+    from conftest import ActivityDatabase
+    db = ActivityDatabase(kind, database_servers(kind).new_database())
+    db.add("pixel12digital", [NOW - timedelta(minutes=5)])
+    gateway.add_channel("imobsites", "disconnected")
+    with db.engine.connect() as holder:
+        holder.execute(sqlalchemy.text(LOCKS[kind]))  # held until the block ends
+        run = run_check("-t", "8", env=db.settings())
+        holder.rollback()
+    assert gateway.count("qr") == 1, run.stdout + run.stderr
+    assert gateway.channels["imobsites"]["status"] == "connected"
+    assert "kicked=1;" in run.perfdata
+    assert "channel imobsites: status disconnected, reconnect_requested" in run.stdout
+    assert "the activity source: the query did not finish within" in run.stdout
+    assert "(what was left of HEALTHCHECK_DEADLINE)" in run.stdout
+    assert state_of(home)["incidents"]["imobsites"]["kicks"] == 1
+
+
+def test_a_call_the_deadline_left_no_time_for_is_never_counted(run_check, gateway, home):
+    # Tests if, with one worker and a first call that uses the whole budget, the second channel
+    # is reported as not called, and neither perfdata nor its incident counts a kick.
+    gateway.add_channel("imobsites", "disconnected")
+    gateway.add_channel("orsegups", "disconnected")
+    gateway.latency["qr"] = 6
+    run = run_check("-t", "4", env={"HEALTHCHECK_WORKERS": "1", "HEALTHCHECK_QR_TIMEOUT": "10"})
+    assert gateway.count("qr") == 1, run.stdout + run.stderr
+    assert "kicked=1;" in run.perfdata and "failed=1;" in run.perfdata
+    assert ("channel orsegups: status disconnected, not_called: deadline: no time left in "
+            "HEALTHCHECK_DEADLINE for this call; it was not made") in run.stdout
+    assert ("channel imobsites: status disconnected, failed: deadline: the call did not finish "
+            "within HEALTHCHECK_DEADLINE") in run.stdout
+    incidents = state_of(home)["incidents"]
+    assert (incidents["imobsites"]["kicks"], incidents["orsegups"]["kicks"]) == (1, 0)
+    assert "last_kick_at" not in incidents["orsegups"]
