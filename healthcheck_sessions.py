@@ -129,6 +129,10 @@ DEFAULT_ACTIVITY_TIMEOUT = 30.0
 #: Channel names longer than this are not channels: their rows are ignored, never stored.
 MAX_CHANNEL_ID_CHARS = 200
 #: The panel's own table of inbound webhooks (HEALTHCHECK_ACTIVITY_DB=panel, MySQL/MariaDB).
+#: Where MariaDB and MySQL put their socket (Debian, then others): what PHP's mysqli finds
+#: for DB_HOST=localhost when DB_SOCKET is not set.
+MYSQL_SOCKET_PATHS = ("/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock",
+                      "/tmp/mysql.sock")
 PANEL_ACTIVITY_QUERY = (
     "SELECT COALESCE(JSON_UNQUOTE(JSON_EXTRACT(payload_json, '$.session.id')), "
     "JSON_UNQUOTE(JSON_EXTRACT(payload_json, '$.sessionId')), "
@@ -236,6 +240,7 @@ settings (.env beside the script, or --env-file; the environment wins over the f
   HEALTHCHECK_SILENT_HOURS_BY_CHANNEL  per channel: imobsites=168,orsegups=off
   HEALTHCHECK_SILENT_MIN_MINUTES  the earliest a busy channel is called silent (default 60)
   DB_HOST DB_PORT DB_NAME DB_USER DB_PASS DB_CHARSET  the panel's database, for `panel`
+  DB_SOCKET                    the socket DB_HOST=localhost means (default: the usual paths)
 
 exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
 """
@@ -783,8 +788,13 @@ def _silent_hours_by_channel(source: _EnvSource) -> tuple[tuple[str, Optional[fl
     return tuple(pairs)
 
 
-def _panel_database_url(source: _EnvSource) -> str:
-    """Return the panel's MySQL/MariaDB database (DB_HOST, DB_NAME...) as an SQLAlchemy URL."""
+def _panel_database_url(source: _EnvSource, sockets: Sequence[str] = MYSQL_SOCKET_PATHS) -> str:
+    """Return the panel's MySQL/MariaDB database (DB_HOST, DB_NAME...) as an SQLAlchemy URL.
+
+    `localhost` is read as the panel's PHP (mysqli) reads it: the local socket, DB_SOCKET when
+    given, else the first of `sockets` that is there. A user granted only @'localhost' on a
+    server with --skip-name-resolve is refused over TCP. With no socket anywhere, TCP it is.
+    """
     why = "the panel's database, for HEALTHCHECK_ACTIVITY_DB=panel"
     host = source.required("DB_HOST", why)
     name = source.required("DB_NAME", why)
@@ -792,10 +802,24 @@ def _panel_database_url(source: _EnvSource) -> str:
     password = source.get("DB_PASS") or ""
     port = source.count("DB_PORT", 3306, 1, 65535)
     charset = source.get("DB_CHARSET", "utf8mb4")
+    login = f"mysql+pymysql://{quote(user, safe='')}:{quote(password, safe='')}"
+    options = f"{quote(name, safe='')}?charset={quote(charset, safe='')}"
+    if host.lower() == "localhost":
+        socket_path = source.get("DB_SOCKET") or next(
+            (path for path in sockets if _is_unix_socket(path)), None)
+        if socket_path:
+            return f"{login}@localhost/{options}&unix_socket={quote(socket_path, safe='/')}"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return (f"mysql+pymysql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/"
-            f"{quote(name, safe='')}?charset={quote(charset, safe='')}")
+    return f"{login}@{host}:{port}/{options}"
+
+
+def _is_unix_socket(path: str) -> bool:
+    import stat
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _database_passwords(source: _EnvSource, activity: Optional[ActivitySettings]) -> list[str]:

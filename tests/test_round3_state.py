@@ -261,3 +261,67 @@ def test_a_call_the_deadline_left_no_time_for_is_never_counted(run_check, gatewa
     incidents = state_of(home)["incidents"]
     assert (incidents["imobsites"]["kicks"], incidents["orsegups"]["kicks"]) == (1, 0)
     assert "last_kick_at" not in incidents["orsegups"]
+
+
+# -- panel mode: DB_HOST=localhost is the socket ---------------------------------------------------
+
+LOCAL_PASSWORD = "l0cal-0nly-Pa55-7c6b5a"
+
+
+def panel_env(db, **extra) -> dict:
+    return {"HEALTHCHECK_ACTIVITY_DB": "panel", "DB_NAME": db.url.rsplit("/", 1)[1],
+            "DB_USER": "panel_local", "DB_PASS": LOCAL_PASSWORD, **extra}
+
+
+def test_panel_reads_localhost_as_the_socket_like_the_panels_php(run_check, database_servers):
+    # Tests if a user granted only @'localhost' on a server with --skip-name-resolve (refused
+    # over TCP) reads the activity through DB_SOCKET, as the panel's mysqli does.
+    from conftest import ActivityDatabase
+    server = database_servers("mariadb")
+    db = ActivityDatabase("mariadb", server.new_database())
+    db.add("pixel12digital", [NOW - timedelta(days=8) + timedelta(minutes=10 * i)
+                              for i in range(8 * 144 - 12)])
+    server.add_local_user("panel_local", LOCAL_PASSWORD, db.url.rsplit("/", 1)[1])
+    run = run_check("--json", "--dry-run", env=panel_env(
+        db, DB_HOST="localhost", DB_PORT=str(server.port), DB_SOCKET=str(server.socket)))
+    report = json.loads(run.stdout)
+    assert report["activity"]["read"] is True, run.stdout + run.stderr
+    channel = {c["id"]: c for c in report["channels"]}["pixel12digital"]
+    assert channel["outcome"] == "silent"
+    assert LOCAL_PASSWORD not in run.everything()
+
+
+def test_panel_over_tcp_is_refused_for_a_localhost_only_user(run_check, database_servers):
+    # Tests if 127.0.0.1 stays TCP (as for mysqli): the same user is refused there, in one line.
+    from conftest import ActivityDatabase
+    server = database_servers("mariadb")
+    db = ActivityDatabase("mariadb", server.new_database())
+    server.add_local_user("panel_local2", LOCAL_PASSWORD, db.url.rsplit("/", 1)[1])
+    run = run_check(env=panel_env(db, DB_USER="panel_local2", DB_HOST="127.0.0.1",
+                                  DB_PORT=str(server.port), DB_SOCKET=str(server.socket)))
+    assert run.code == 3
+    assert "Access denied for user" in run.stdout and "check that the database is running" \
+        in run.stdout
+    assert LOCAL_PASSWORD not in run.everything()
+
+
+def test_localhost_finds_the_usual_socket_paths_in_order_and_falls_back_to_tcp(
+        tmp_path, database_servers):
+    # Tests if, without DB_SOCKET, the first usual path that is a socket is used, a regular file
+    # at a usual path is not, and with none at all localhost is TCP as before.
+    server = database_servers("mariadb")
+    decoy = tmp_path / "mysql.sock"
+    decoy.write_text("not a socket")
+    environ = {"DB_HOST": "localhost", "DB_NAME": "panel", "DB_USER": "u", "DB_PASS": "p/w",
+               "DB_PORT": "3307"}
+    source = hs._EnvSource(tmp_path / "no.env", environ, explicit=False)
+    url = hs._panel_database_url(source, sockets=(str(tmp_path / "none"), str(decoy),
+                                                  str(server.socket)))
+    assert url == (f"mysql+pymysql://u:p%2Fw@localhost/panel?charset=utf8mb4"
+                   f"&unix_socket={server.socket}")
+    assert sqlalchemy.engine.make_url(url).query["unix_socket"] == str(server.socket)
+    assert hs._panel_database_url(source, sockets=(str(decoy),)) == \
+        "mysql+pymysql://u:p%2Fw@localhost:3307/panel?charset=utf8mb4"
+    given = hs._EnvSource(tmp_path / "no.env", {**environ, "DB_SOCKET": "/srv/my.sock"}, False)
+    assert hs._panel_database_url(given, sockets=(str(server.socket),)).endswith(
+        "&unix_socket=/srv/my.sock")
