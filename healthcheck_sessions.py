@@ -1772,13 +1772,13 @@ def learn_activity(previous: dict, events, now: float, listed: set,
 
     Pure: `previous` is not changed. Per channel it keeps the first and last inbound time, since
     when the gateway no longer lists it (`unlisted_since`, only then), and the messages of the
-    last four weeks counted by hour: `counts` holds at most 672 comma-separated numbers from the hour `base` (its first
-    hour with a message) on, so the history has a bounded size per channel (a few bytes for a
-    quiet one, about 2 KB for a busy one) whatever the table holds. A channel's history is kept
-    while it is listed, expected, or was listed within the last four weeks: a channel missing
-    from a few listings must not lose what its silence rule needs. Events at or before the
-    previous high-water mark were counted by an earlier run and are skipped, so a query that
-    ignores :since cannot count a message twice.
+    last four weeks counted by hour: `counts` holds at most 672 comma-separated numbers from
+    the hour `base` (its first hour with a message) on, so the history has a bounded size per
+    channel (a few bytes for a quiet one, about 2 KB for a busy one) whatever the table holds.
+    A channel's history is kept while it is listed, expected, or was listed within the last
+    four weeks: a channel missing from a few listings must not lose what its silence rule
+    needs. Events at or before the previous high-water mark were counted by an earlier run and
+    are skipped, so a query that ignores :since cannot count a message twice.
     """
     mark = previous.get("since")
     mark = mark if _is_time(mark) else None
@@ -1825,8 +1825,9 @@ def cap_history(activity: dict, excess: int) -> tuple[dict, int]:
     """Return the history without at least `excess` bytes of it, and how many channels went.
 
     Pure. The channels the gateway no longer lists go first, the longest missing first, then
-    those whose last message is the oldest: what a silence rule is least likely to need. The high-water mark stays, so a channel
-    dropped learns afresh from now on rather than counting old rows twice.
+    those whose last message is the oldest: what a silence rule is least likely to need. The
+    high-water mark stays, so a channel dropped learns afresh from now on rather than counting
+    old rows twice.
     """
     channels = activity.get("channels") if isinstance(activity.get("channels"), dict) else {}
 
@@ -3080,8 +3081,9 @@ def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
     kept = ("its incidents and waiting alerts were kept, the activity history was dropped "
             "(silence detection learns it afresh)" if salvaged else "incidents start afresh")
     if dry_run:
+        but = ", but for its incidents" if salvaged else ""
         return salvaged or _empty_state(), [(WARNING, f"state file {path} is unreadable "
-                                                      f"({why}); ignored by this dry run")]
+                                                      f"({why}); ignored by this dry run{but}")]
     aside = path.with_name(f"{path.name}.corrupt-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
                            f"-{os.getpid()}")
     try:
