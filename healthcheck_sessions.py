@@ -128,11 +128,11 @@ HOURS_PER_WEEK = 168
 DEFAULT_ACTIVITY_TIMEOUT = 30.0
 #: Channel names longer than this are not channels: their rows are ignored, never stored.
 MAX_CHANNEL_ID_CHARS = 200
-#: The panel's own table of inbound webhooks (HEALTHCHECK_ACTIVITY_DB=panel, MySQL/MariaDB).
 #: Where MariaDB and MySQL put their socket (Debian, then others): what PHP's mysqli finds
 #: for DB_HOST=localhost when DB_SOCKET is not set.
 MYSQL_SOCKET_PATHS = ("/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock",
                       "/tmp/mysql.sock")
+#: The panel's own table of inbound webhooks (HEALTHCHECK_ACTIVITY_DB=panel, MySQL/MariaDB).
 PANEL_ACTIVITY_QUERY = (
     "SELECT COALESCE(JSON_UNQUOTE(JSON_EXTRACT(payload_json, '$.session.id')), "
     "JSON_UNQUOTE(JSON_EXTRACT(payload_json, '$.sessionId')), "
