@@ -129,6 +129,8 @@ SILENT_EXPECTED_MESSAGES = 7.0
 #: History needed before the channel's own rhythm is trusted, and how far back it is kept.
 ACTIVITY_MIN_HISTORY_SECONDS = 7 * 86400
 ACTIVITY_WINDOW_SECONDS = 28 * 86400
+#: Messages counted per channel and hour: beyond it, a channel is busy enough for any rule.
+MAX_HOURLY_COUNT = 999_999
 HOURS_PER_WEEK = 168
 DEFAULT_ACTIVITY_TIMEOUT = 30.0
 #: A writer's clock may run a little fast; a row dated further ahead of ours is not counted
@@ -142,6 +144,10 @@ MAX_EPOCH = datetime(9999, 12, 30, tzinfo=timezone.utc).timestamp()
 MAX_REPEAT_SECONDS = 3 * 3600
 #: Channel names longer than this are not channels: their rows are ignored, never stored.
 MAX_CHANNEL_ID_CHARS = 200
+#: Where MariaDB and MySQL put their socket (Debian, then others): what PHP's mysqli finds
+#: for DB_HOST=localhost when DB_SOCKET is not set.
+MYSQL_SOCKET_PATHS = ("/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock",
+                      "/tmp/mysql.sock")
 #: The panel's own table of inbound webhooks (HEALTHCHECK_ACTIVITY_DB=panel, MySQL/MariaDB).
 PANEL_ACTIVITY_QUERY = (
     "SELECT COALESCE(JSON_UNQUOTE(JSON_EXTRACT(payload_json, '$.session.id')), "
@@ -150,8 +156,12 @@ PANEL_ACTIVITY_QUERY = (
     "received_at FROM webhook_raw_logs "
     "WHERE received_at > :since AND event_type IN ('message', 'onmessage')")
 
-#: A state file larger than this is not one of ours (it stays far below: the tests show it).
+#: The most of a state file that is read; save_state keeps the file below it.
 MAX_STATE_BYTES = 4 * 1024 * 1024
+#: Room kept under MAX_STATE_BYTES when the activity history is cut to fit.
+STATE_SLACK_BYTES = 64 * 1024
+#: State files set aside as unreadable that are kept for a look; older ones are removed.
+MAX_ASIDE_FILES = 3
 #: An answer larger than this is refused unread: no gateway list comes near it.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 #: Lines per run, at most, for channels and for problems: a hostile list cannot flood the log.
@@ -208,6 +218,7 @@ OUTCOME_STATES = {
     "unknown": CRITICAL,              # its status read failed: not judged, its incident kept
     "restart_gateway": CRITICAL,      # only restarting the gateway's process can load it
     "restart_pending": CRITICAL,      # the same, not called again this run (backoff)
+    "not_called": CRITICAL,           # due, but no time was left in the deadline: no call made
 }
 
 ENV_HELP = """\
@@ -262,6 +273,7 @@ settings (.env beside the script, or --env-file; the environment wins over the f
   HEALTHCHECK_SILENT_HOURS_BY_CHANNEL  per channel: imobsites=168,orsegups=off
   HEALTHCHECK_SILENT_MIN_MINUTES  the earliest a busy channel is called silent (default 60)
   DB_HOST DB_PORT DB_NAME DB_USER DB_PASS DB_CHARSET  the panel's database, for `panel`
+  DB_SOCKET                    the socket DB_HOST=localhost means (default: the usual paths)
 
 exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
 """
@@ -897,8 +909,13 @@ def _silent_hours_by_channel(source: _EnvSource) -> tuple[tuple[str, Optional[fl
     return tuple(pairs)
 
 
-def _panel_database_url(source: _EnvSource) -> str:
-    """Return the panel's MySQL/MariaDB database (DB_HOST, DB_NAME...) as an SQLAlchemy URL."""
+def _panel_database_url(source: _EnvSource, sockets: Sequence[str] = MYSQL_SOCKET_PATHS) -> str:
+    """Return the panel's MySQL/MariaDB database (DB_HOST, DB_NAME...) as an SQLAlchemy URL.
+
+    `localhost` is read as the panel's PHP (mysqli) reads it: the local socket, DB_SOCKET when
+    given, else the first of `sockets` that is there. A user granted only @'localhost' on a
+    server with --skip-name-resolve is refused over TCP. With no socket anywhere, TCP it is.
+    """
     why = "the panel's database, for HEALTHCHECK_ACTIVITY_DB=panel"
     host = source.required("DB_HOST", why)
     name = source.required("DB_NAME", why)
@@ -906,10 +923,24 @@ def _panel_database_url(source: _EnvSource) -> str:
     password = source.get("DB_PASS") or ""
     port = source.count("DB_PORT", 3306, 1, 65535)
     charset = source.get("DB_CHARSET", "utf8mb4")
+    login = f"mysql+pymysql://{quote(user, safe='')}:{quote(password, safe='')}"
+    options = f"{quote(name, safe='')}?charset={quote(charset, safe='')}"
+    if host.lower() == "localhost":
+        socket_path = source.get("DB_SOCKET") or next(
+            (path for path in sockets if _is_unix_socket(path)), None)
+        if socket_path:
+            return f"{login}@localhost/{options}&unix_socket={quote(socket_path, safe='/')}"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return (f"mysql+pymysql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/"
-            f"{quote(name, safe='')}?charset={quote(charset, safe='')}")
+    return f"{login}@{host}:{port}/{options}"
+
+
+def _is_unix_socket(path: str) -> bool:
+    import stat
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _database_passwords(source: _EnvSource, activity: Optional[ActivitySettings]) -> list[str]:
@@ -2046,15 +2077,18 @@ def is_usable_time(at, now: float) -> bool:
 
 def learn_activity(previous: dict, events, now: float, listed: set,
                    repeats: Sequence[tuple[float, float]] = (),
-                   tally: Optional[dict] = None) -> dict:
+                   tally: Optional[dict] = None, expected: Sequence[str] = ()) -> dict:
     """Return the activity history with new (channel_key, epoch seconds) events counted in.
 
-    Pure: `previous` is not changed. Per listed channel it keeps the first and last inbound
-    time and the messages of the last four weeks counted by hour: `counts` holds at most 672
-    comma-separated numbers from the hour `base` on, so the history has a fixed size per
-    channel (about 2 KB for a busy one) whatever the table holds. Events at or before the
-    previous high-water mark were counted by an earlier run and are skipped, so a query that
-    ignores :since cannot count a message twice.
+    Pure: `previous` is not changed. Per channel it keeps the first and last inbound time, since
+    when the gateway no longer lists it (`unlisted_since`, only then), and the messages of the
+    last four weeks counted by hour: `counts` holds at most 672 comma-separated numbers from
+    the hour `base` (its first hour with a message) on, so the history has a bounded size per
+    channel (a few bytes for a quiet one, about 2 KB for a busy one) whatever the table holds.
+    A channel's history is kept while it is listed, expected, or was listed within the last
+    four weeks: a channel missing from a few listings must not lose what its silence rule
+    needs. Events at or before the previous high-water mark were counted by an earlier run and
+    are skipped, so a query that ignores :since cannot count a message twice.
 
     A time that cannot be kept (`is_usable_time`) is skipped; one more than
     ACTIVITY_AHEAD_TOLERANCE ahead of `now` waits for its time to come, and its channel is
@@ -2065,10 +2099,18 @@ def learn_activity(previous: dict, events, now: float, listed: set,
     mark = previous.get("since")
     mark = mark if _is_time(mark) else None
     old_channels = previous.get("channels")
-    learned = {}
+    wanted = set(listed) | set(expected)
+    learned, unlisted = {}, {}
     for key, entry in (old_channels.items() if isinstance(old_channels, dict) else ()):
-        if key in listed and isinstance(entry, dict):
-            learned[key] = (entry.get("first"), entry.get("last"), hourly_counts(entry))
+        if not isinstance(entry, dict):
+            continue
+        if key not in listed:
+            # Without the mark, it was listed on the run that wrote it: missing from now on.
+            since = entry.get("unlisted_since")
+            unlisted[key] = min(since, now) if _is_time(since) else now
+            if key not in wanted and unlisted[key] <= now - ACTIVITY_WINDOW_SECONDS:
+                continue
+        learned[key] = (entry.get("first"), entry.get("last"), hourly_counts(entry))
     newest = mark
     unusable, ahead, ahead_by, repeated = 0, {}, 0.0, {}
 
@@ -2083,7 +2125,7 @@ def learn_activity(previous: dict, events, now: float, listed: set,
         hours[hour] = hours.get(hour, 0) + 1
 
     for key, at in events:
-        if key not in listed:
+        if key not in wanted and key not in learned:
             continue
         if isinstance(at, tuple):
             turn = next((t for t, length in repeats if t - length <= at[0] < t), None)
@@ -2104,7 +2146,8 @@ def learn_activity(previous: dict, events, now: float, listed: set,
         record = old_repeats.get(f"{turn:.0f}")
         record = record if isinstance(record, dict) else {}
         counted_now = {}
-        for key in sorted({k for t, k in repeated if t == turn} | (set(record) & listed)):
+        for key in sorted({k for t, k in repeated if t == turn}
+                          | (set(record) & (wanted | set(learned)))):
             rows = sorted(repeated.get((turn, key), []))
             counted = record.get(key)
             if not (isinstance(counted, list) and len(counted) == 2
@@ -2119,15 +2162,20 @@ def learn_activity(previous: dict, events, now: float, listed: set,
             counted_now[key] = [counted[0] + len(first_pass), counted[1] + len(second_pass)]
         if counted_now:
             kept_repeats[turn] = (length, counted_now)
-    base = int((now - ACTIVITY_WINDOW_SECONDS) // 3600)
+    window = int((now - ACTIVITY_WINDOW_SECONDS) // 3600)
     channels = {}
     for key, (first, last, hours) in learned.items():
-        top = max((h for h in hours if h >= base), default=base - 1)
+        kept = [h for h in hours if h >= window]
+        base = min(kept, default=window)
+        top = max(kept, default=window - 1)
         channels[key] = {"first": first, "last": last, "base": base,
-                         "counts": ",".join(str(hours[h]) if hours.get(h) else ""
+                         "counts": ",".join(str(min(hours[h], MAX_HOURLY_COUNT))
+                                            if hours.get(h) else ""
                                             for h in range(base, top + 1))}
         if key in ahead:
             channels[key]["ahead"] = True
+        if key not in listed:
+            channels[key]["unlisted_since"] = unlisted.get(key, now)
     if tally is not None:
         tally.update(unusable=unusable, ahead=sum(ahead.values()), ahead_by=ahead_by)
     history = {"since": newest, "channels": channels}
@@ -2178,13 +2226,41 @@ def split_repeated(rows: list, counted: list, mark: Optional[float], now: float,
     return first, second
 
 
+def cap_history(activity: dict, excess: int) -> tuple[dict, int]:
+    """Return the history without at least `excess` bytes of it, and how many channels went.
+
+    Pure. The channels the gateway no longer lists go first, the longest missing first, then
+    those whose last message is the oldest: what a silence rule is least likely to need. The
+    high-water mark stays, so a channel dropped learns afresh from now on rather than counting
+    old rows twice.
+    """
+    channels = activity.get("channels") if isinstance(activity.get("channels"), dict) else {}
+
+    def age(key):
+        entry = channels[key]
+        since, last = entry.get("unlisted_since"), entry.get("last")
+        return (not _is_time(since), since if _is_time(since) else 0,
+                last if _is_time(last) else 0)
+
+    kept, freed, dropped = dict(channels), 0, 0
+    for key in sorted(channels, key=age):
+        if freed >= excess:
+            break
+        # Its size in the file: the entry at depth 3 of `json.dumps(..., indent=1)`.
+        freed += len(json.dumps({key: channels[key]}, indent=1, ensure_ascii=True)) + \
+            3 * (len(channels[key]) + 2)
+        del kept[key]
+        dropped += 1
+    return {**activity, "channels": kept}, dropped
+
+
 def hourly_counts(entry: dict) -> dict:
     """Return a channel's {epoch hour: inbound messages}, read from its kept `base`/`counts`."""
     base, counts = entry.get("base"), entry.get("counts")
     if not isinstance(base, int) or isinstance(base, bool) or not isinstance(counts, str):
         return {}  # a hand-edited or older history: learn afresh
     return {base + i: int(c) for i, c in enumerate(counts.split(",")[:HOURS_PER_WEEK * 5])
-            if re.fullmatch(r"[0-9]{1,9}", c) and int(c)}
+            if c and len(c) <= 9 and c.isascii() and c.isdigit() and int(c)}
 
 
 def _is_time(value) -> bool:
@@ -3223,23 +3299,30 @@ def kick_all(gateway, jobs: list[tuple[Channel, bool]], workers: int,
     """Revive every (channel, restart) job, at most `workers` at once; in the jobs' order.
 
     Each channel is added to `kicked` as its call ends, so a run stopped by a signal can say
-    which reconnect calls were already made.
+    which reconnect calls were already made. A call the deadline left no time for is
+    `not_called`, never counted as a kick; one cut short by it was made, and `failed`.
     """
-    def kick(channel: Channel, restart: bool) -> Kick:
+    started: set[int] = set()
+
+    def kick(index: int, channel: Channel, restart: bool) -> Kick:
+        started.add(index)
         result = revive_channel(gateway, channel, restart)
         kicked.append(channel.id)
         return result
 
-    tasks = [lambda c=c, r=r: kick(c, r) for c, r in jobs]
+    tasks = [lambda i=i, c=c, r=r: kick(i, c, r) for i, (c, r) in enumerate(jobs)]
     results = run_bounded(tasks, workers, budget_end)
-    return [r if isinstance(r, Kick) else Kick("failed", "deadline: no time left in "
-                                               "HEALTHCHECK_DEADLINE for this call")
-            for r in results]
+    return [r if isinstance(r, Kick) else
+            Kick("failed", "deadline: the call did not finish within HEALTHCHECK_DEADLINE")
+            if i in started else
+            Kick("not_called", "deadline: no time left in HEALTHCHECK_DEADLINE for this call; "
+                               "it was not made")
+            for i, r in enumerate(results)]
 
 
 def check_gateway(settings: Settings, run: RunContext, state: dict,
                   now: datetime) -> tuple[Report, Optional[dict]]:
-    """List, read the activity, plan, carry the plan out, check the kicks.
+    """List, revive and verify, then read the activity, then restart silent channels.
 
     Returns the report (failures land in it) and the activity history to keep (None when the
     activity source is not configured; the previous history when it could not be read).
@@ -3257,12 +3340,48 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
     told_apart = describe_told_apart(series_names([c.id for c in listing.channels]))
     if told_apart:
         report.notes.append((WARNING, told_apart))
+    policy = PlanPolicy(
+        qr_retry_hours=settings.qr_retry_hours,
+        starting_grace_minutes=settings.starting_grace_minutes,
+        revive_transient=gateway.abilities.revive_transient,
+        restart_silent=settings.silent_action == "restart"
+        and gateway.abilities.restart_connected, ignore=settings.ignore_channels,
+        lost_login_after_start=gateway.abilities.lost_login_after_start,
+        reconnect_loop_words=gateway.abilities.reconnect_loop_words)
+
+    def revive(jobs: list[tuple[Channel, bool]]) -> list[tuple[Channel, Kick]]:
+        if dry_run:
+            return [(c, Kick("would_reconnect", "dry run: no reconnect call made"))
+                    for c, _ in jobs]
+        return list(zip([c for c, _ in jobs],
+                        kick_all(gateway, jobs, settings.workers, budget_end, run.kicked)))
+
+    # The gateway part (revive, verify) comes before the activity read, on the deadline's full
+    # budget: a slow or locked activity database must never starve a reconnect. Silences only
+    # concern connected channels, so this plan's revivals are the final plan's, less the
+    # restarts of silent channels.
+    plan = plan_run(listing, settings.expected_channels, state["incidents"], {}, now,
+                    policy, run.force)
+    kicks = revive(plan.revivals)
+    made = [c for c, k in kicks if k.outcome in KICK_OUTCOMES]
+    relisted: dict[str, Channel] = {}
+    verified = verify_kicks(gateway, made, settings.verify_seconds, budget_end, report,
+                            relisted) if made and not dry_run else {}
+    # What a revive came to, by the status read after it; one that the second listing shows
+    # asking for a person is reported with its status now, so the QR backoff starts from it.
+    asks_person = {}
+    for number, (channel, kick) in enumerate(kicks):
+        revived = after_revive(kick, relisted.get(channel.id), policy)
+        if revived.outcome == "qr_issued" and kick.outcome != "qr_issued":
+            asks_person[channel.id] = relisted[channel.id]
+        kicks[number] = (channel, revived)
     silences = {}
     if settings.activity:
         try:
             activity = read_activity(settings.activity, activity,
                                      {channel_key(c.id) for c in listing.channels},
-                                     now.timestamp(), budget_end, report)
+                                     now.timestamp(), budget_end, report,
+                                     expected=settings.expected_channels)
             report.activity_read = True
         except HealthcheckError as exc:
             report.activity_read, report.activity_error = False, str(exc)
@@ -3275,34 +3394,13 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
                                          settings.activity.silent_min_minutes)
                 if silence:
                     silences[channel.id] = silence
-    policy = PlanPolicy(
-        qr_retry_hours=settings.qr_retry_hours,
-        starting_grace_minutes=settings.starting_grace_minutes,
-        revive_transient=gateway.abilities.revive_transient,
-        restart_silent=settings.silent_action == "restart"
-        and gateway.abilities.restart_connected, ignore=settings.ignore_channels,
-        lost_login_after_start=gateway.abilities.lost_login_after_start,
-        reconnect_loop_words=gateway.abilities.reconnect_loop_words)
-    plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
-                    policy, run.force)
+    if silences:
+        plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
+                        policy, run.force)
+        kicks += revive([(c, restart) for c, restart in plan.revivals if restart])
     report.problems[:0] = [(s, name_settings(t, settings)) for s, t in plan.problems]
     report.missing_expected = plan.missing
-    jobs = plan.revivals
-    if dry_run:
-        kicks = [Kick("would_reconnect", "dry run: no reconnect call made") for _ in jobs]
-    else:
-        kicks = kick_all(gateway, jobs, settings.workers, budget_end, run.kicked)
-    kicked = [c for c, _ in jobs]
-    relisted: dict[str, Channel] = {}
-    verified = verify_kicks(gateway, kicked, settings.verify_seconds, budget_end, report,
-                            relisted) if kicked and not dry_run else {}
-    revived = [after_revive(k, relisted.get(c.id), policy) for c, k in zip(kicked, kicks)]
-    # A revive that the second listing shows asking for a person: its status now, so the QR
-    # backoff starts from it.
-    asks_person = {c.id: relisted[c.id] for c, k, r in zip(kicked, kicks, revived)
-                   if r.outcome == "qr_issued" and k.outcome != "qr_issued"}
-    outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings))
-               for c, k in zip(kicked, revived)}
+    outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings)) for c, k in kicks}
     waiting = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck",
                "unknown": "unknown", "wait_restart": "restart_pending",
                "wait_loop": "in_grace", "alert_loop": "stuck"}
@@ -3356,7 +3454,8 @@ def clock_repeats(zone, start: float, end: float) -> list[tuple[float, float]]:
 
 
 def read_activity(source: ActivitySettings, previous: dict, listed: set, now: float,
-                  budget_end: float, report: Optional[Report] = None) -> dict:
+                  budget_end: float, report: Optional[Report] = None,
+                  expected: Sequence[str] = ()) -> dict:
     """Read the inbound messages received since the last run; return the updated history.
 
     Raises HealthcheckError (UNKNOWN) saying what to check when the source cannot be read;
@@ -3432,7 +3531,7 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
                         sqlalchemy.text(source.query),
                         {"since": since_local, "since_epoch": int(since)})
                     return learn_activity(previous, events(result), now, listed, repeats,
-                                          tally)
+                                          tally, expected)
                 except sqlalchemy.exc.DBAPIError as exc:  # SQLite calls bad SQL "operational"
                     raise ActivityRowError(f"the query failed: {_database_error(exc)}") from None
         finally:
@@ -3736,49 +3835,137 @@ def _empty_state() -> dict:
 
 
 def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
-    """Return the state of earlier runs, and notes; a corrupt file is moved aside, never fatal."""
+    """Return the state of earlier runs, and notes; a corrupt file is moved aside, never fatal.
+
+    A file over the size limit, or cut short, still gives back its incidents and waiting
+    alerts when they can be read: they come before the activity history in the file, and only
+    the history is lost (see `_salvage_state`).
+    """
     try:
         if not check_own_file(path):
             return _empty_state(), []
         handle = open_own_file(path, os.O_RDONLY)
         with os.fdopen(handle, "rb") as stream:
-            text = stream.read(MAX_STATE_BYTES + 1).decode("utf-8")
+            text = stream.read(MAX_STATE_BYTES + 1).decode("utf-8", "replace")
     except FileNotFoundError:
         return _empty_state(), []
     except UnsafeFileError as exc:
         # Not ours to read, move or replace: incidents cannot be kept; the checks go on.
         return _empty_state(), [(UNKNOWN, f"state file {path}: {exc.strerror}; incidents "
                                           f"and alerts are not tracked until it is fixed")]
-    except (OSError, UnicodeDecodeError) as exc:
-        why = getattr(exc, "strerror", None) or type(exc).__name__
+    except OSError as exc:
+        why, salvaged = exc.strerror or type(exc).__name__, None
     else:
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError):
-            data = None
+        data = None
+        if len(text) <= MAX_STATE_BYTES:
+            try:
+                data = json.loads(text)
+            except (ValueError, RecursionError):
+                pass
         if (isinstance(data, dict) and isinstance(data.get("incidents"), dict)
                 and isinstance(data.get("pending_alerts"), list)):
             return _join_watchdog_incidents(data), []
-        why = "not a state file (corrupt or truncated)"
+        why = (f"over the {MAX_STATE_BYTES // (1024 * 1024)} MB limit"
+               if len(text) > MAX_STATE_BYTES else "not a state file (corrupt or truncated)")
+        salvaged = _salvage_state(text)
+    kept = ("its incidents and waiting alerts were kept, the activity history was dropped "
+            "(silence detection learns it afresh)" if salvaged else "incidents start afresh")
     if dry_run:
-        return _empty_state(), [(WARNING, f"state file {path} is unreadable ({why}); "
-                                          f"ignored by this dry run")]
+        but = ", but for its incidents" if salvaged else ""
+        return salvaged or _empty_state(), [(WARNING, f"state file {path} is unreadable "
+                                                      f"({why}); ignored by this dry run{but}")]
     aside = path.with_name(f"{path.name}.corrupt-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
                            f"-{os.getpid()}")
     try:
         os.replace(path, aside)
         moved = f"moved aside to {aside.name}"
+        _remove_old_asides(path)
     except OSError as exc:
         moved = f"could not be moved aside ({exc.strerror})"
-    # State never stands between a channel and its reconnect: start afresh and go on.
-    return _empty_state(), [(WARNING, f"state file {path} was unreadable ({why}), {moved}; "
-                                      f"incidents start afresh")]
+    # State never stands between a channel and its reconnect: go on with what could be read.
+    return salvaged or _empty_state(), [(WARNING, f"state file {path} was unreadable ({why}), "
+                                                  f"{moved}; {kept}")]
 
 
-def save_state(path: Path, state: dict, redact: Redactor) -> None:
-    """Replace the state file atomically, its text redacted like every other output."""
-    replace_own_file(path, json.dumps(_redact_values(_split_watchdog_incidents(state), redact),
-                                      indent=1, ensure_ascii=True) + "\n")
+def _salvage_state(text: str) -> Optional[dict]:
+    """Return the incidents and waiting alerts of a state file cut short, None when lost.
+
+    `save_state` writes the top-level keys one per line, at one space of indent, with the
+    history last: each part before it can be decoded on its own from where its key starts.
+    """
+    decoder = json.JSONDecoder()
+    parts = {}
+    for key in ("incidents", "watchdog_incidents", "pending_alerts", "warned"):
+        start = text.find(f'\n "{key}": ')
+        if start < 0:
+            continue
+        try:
+            parts[key], _ = decoder.raw_decode(text, start + len(key) + 6)
+        except (ValueError, RecursionError):
+            continue
+    if not isinstance(parts.get("incidents"), dict):
+        return None
+    state = _empty_state()
+    state["incidents"] = parts["incidents"]
+    if isinstance(parts.get("watchdog_incidents"), dict):
+        state["watchdog_incidents"] = parts["watchdog_incidents"]
+    for key in ("pending_alerts", "warned"):
+        if isinstance(parts.get(key), list):
+            state[key] = parts[key]
+    return _join_watchdog_incidents(state)
+
+
+def _remove_old_asides(path: Path) -> None:
+    """Remove all but the newest MAX_ASIDE_FILES state files set aside (of ours, regular)."""
+    import glob
+    import stat
+    asides = []
+    for candidate in path.parent.glob(f"{glob.escape(path.name)}.corrupt-*"):
+        try:
+            info = os.lstat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid():
+            asides.append((info.st_mtime, candidate.name, candidate))
+    for _, _, old in sorted(asides, reverse=True)[MAX_ASIDE_FILES:]:
+        try:
+            os.unlink(old)
+        except OSError:
+            pass  # a file we cannot remove is left for a person; the run goes on
+
+
+def save_state(path: Path, state: dict, redact: Redactor) -> Optional[str]:
+    """Replace the state file atomically, its text redacted like every other output.
+
+    The file never outgrows what `load_state` reads: when it would, the activity history of the
+    channels least recently listed, then least recently heard from, is left out, and the line
+    returned says how much (None when nothing was).
+    """
+    state = _redact_values(_split_watchdog_incidents(state), redact)
+    text = _state_text(state)
+    dropped, activity = 0, state.get("activity")
+    if len(text) > MAX_STATE_BYTES and isinstance(activity, dict):
+        state["activity"], dropped = cap_history(activity, len(text) - MAX_STATE_BYTES
+                                                 + STATE_SLACK_BYTES)
+        text = _state_text(state)
+        if len(text) > MAX_STATE_BYTES:  # the estimate fell short: keep the incidents whole
+            dropped = len(activity.get("channels") or ())
+            state["activity"] = {**activity, "channels": {}}
+            text = _state_text(state)
+    replace_own_file(path, text)
+    if not dropped:
+        return None
+    return (f"state file {path} would be over its {MAX_STATE_BYTES // (1024 * 1024)} MB limit: "
+            f"the activity history of {_plural(dropped, 'channel')} was dropped, the least "
+            f"recently listed or heard from first (silence detection learns them afresh)")
+
+
+def _state_text(state: dict) -> str:
+    # The history goes last: a file cut short still holds the incidents (see _salvage_state).
+    ordered = {k: v for k, v in state.items() if k != "activity"}
+    if "activity" in state:
+        ordered["activity"] = state["activity"]
+    return json.dumps(ordered, indent=1, ensure_ascii=True) + "\n"
 
 
 def _split_watchdog_incidents(state: dict) -> dict:
@@ -4421,7 +4608,9 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
             new_state["activity"] = activity
         if flaps:
             new_state["flaps"] = flaps
-        save_state(settings.state_path, new_state, settings.redact)
+        capped = save_state(settings.state_path, new_state, settings.redact)
+        if capped:
+            report.notes.append((WARNING, capped))
     except OSError as exc:
         report.problems.append((UNKNOWN, f"cannot write the state file {settings.state_path} "
                                          f"({exc.strerror or type(exc).__name__}): incidents and "

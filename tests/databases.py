@@ -81,15 +81,20 @@ class MariaDBServer(_ServerProcess):
         data = self.folder / "data"
         self.log = self.folder / "server.log"
         user = ["--user=root"] if os.geteuid() == 0 else []
+        #: Also a socket, as on a panel's host (DB_HOST=localhost): the tests may log in on it.
+        self.socket = self.folder / "mysqld.sock"
         subprocess.run([install, f"--datadir={data}", "--auth-root-authentication-method=normal",
                         "--skip-test-db", *user], check=True, capture_output=True)
         self.process = subprocess.Popen(
             [mariadbd, "--no-defaults", f"--datadir={data}", f"--port={self.port}",
-             "--bind-address=127.0.0.1", f"--socket={self.folder / 'mysqld.sock'}",
+             "--bind-address=127.0.0.1", f"--socket={self.socket}",
+             # As many hosts run it: a user granted @'localhost' only logs in on the socket.
+             "--skip-name-resolve",
              f"--pid-file={self.folder / 'mysqld.pid'}", f"--log-error={self.log}",
              "--skip-log-bin", "--innodb-buffer-pool-size=32M", *user],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.admin_url = f"{self.dialect}://root@127.0.0.1:{self.port}/mysql"
+        # root is root@localhost: with --skip-name-resolve, that is the socket.
+        self.admin_url = f"{self.dialect}://root@localhost/mysql?unix_socket={self.socket}"
         _wait_for(self.admin_url, self.process, "MariaDB", self.log)
         self._admin(f"CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'",
                     f"GRANT ALL ON *.* TO '{USER}'@'%'")
@@ -100,6 +105,11 @@ class MariaDBServer(_ServerProcess):
         with engine.begin() as connection:
             for statement in statements:
                 connection.execute(sqlalchemy.text(statement))
+
+    def add_local_user(self, name: str, password: str, database: str) -> None:
+        """Create a user granted only @'localhost' (what the socket is) on one database."""
+        self._admin(f"CREATE USER '{name}'@'localhost' IDENTIFIED BY '{password}'",
+                    f"GRANT SELECT ON {database}.* TO '{name}'@'localhost'")
 
     def new_database(self) -> str:
         """Create an empty database; return its URL (user and password included)."""
