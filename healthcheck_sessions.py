@@ -102,6 +102,10 @@ DEFAULT_ALERT_REPEAT_HOURS = 6.0
 DEFAULT_ALERT_TIMEOUT = 10.0
 #: Ping retries: a ping is cheap and its absence raises an alarm elsewhere.
 PING_RETRIES = 2
+#: Each dead-man ping (all its tries) gets this share of the deadline, at most PING_SLICE_MAX s:
+#: a ping server that accepts and never answers must not use up the run.
+PING_SLICE_FRACTION = 0.2
+PING_SLICE_MAX = 30.0
 #: Failed alerts kept for the next run, at most; the oldest go first (and are logged).
 MAX_PENDING_ALERTS = 50
 STATE_VERSION = 1
@@ -1993,7 +1997,7 @@ class ChannelReport:
     def state(self) -> int:
         state = OK if self.outcome is None else OUTCOME_STATES[self.outcome]
         # Whatever a revive call answered, a session that needs a person is critical.
-        return max(state, CRITICAL) if self.condition == "needs_person" else state
+        return CRITICAL if self.condition == "needs_person" else state
 
     @property
     def down_now(self) -> bool:
@@ -2077,9 +2081,16 @@ class Report:
                   ("qr_issued", sum(c.outcome == "qr_issued" for c in self.channels)),
                   ("failed", sum(c.outcome == "failed" for c in self.channels)),
                   ("missing", len(self.missing_expected)))
-        fields = [f"{label}={value};;;0" for label, value in counts]
+        silent = sum(c.outcome == 'silent' for c in self.channels)
+        # The plugin guidelines' U (undetermined): with no listing, 0 channels would be a lie;
+        # the calls (kicked ... failed) were counted, and none was made.
+        unlisted = {"channels", "connected", "not_connected", "missing"} \
+            if self.gateway_failed else set()
+        fields = [f"{label}={'U' if label in unlisted else value};;;0"
+                  for label, value in counts]
         fields.append(f"time={self.elapsed:.3f}s;;;0")
-        fields.append(f"silent={sum(c.outcome == 'silent' for c in self.channels)};;;0")
+        silence_unread = self.gateway_failed or self.activity_read is False
+        fields.append(f"silent={'U' if silence_unread else silent};;;0")
         return " ".join(fields)
 
     def lines(self) -> list[tuple[int, str]]:
@@ -2203,9 +2214,15 @@ def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
     return "".join(out)
 
 
+#: How bad each state is when several are combined, the monitoring-plugins order
+#: (max_state_alt): a finding outranks "could not tell", so a failing side source never hides
+#: that a person must act. The exit codes' numeric order (UNKNOWN = 3) is not this order.
+STATE_SEVERITY = {OK: 0, UNKNOWN: 1, WARNING: 2, CRITICAL: 3}
+
+
 def worst_state(states) -> int:
-    """Return the state that decides the exit status: the worst one wins."""
-    return max(states, default=OK)
+    """Return the combined state: CRITICAL > WARNING > UNKNOWN > OK (OK when there is none)."""
+    return max(states, key=STATE_SEVERITY.__getitem__, default=OK)
 
 
 def _iso(epoch: float) -> str:
@@ -2273,6 +2290,16 @@ def _duration(start: Optional[datetime], end: datetime) -> str:
     return f"{days} d {hours} h"
 
 
+def incident_start(incident: dict) -> Optional[datetime]:
+    """Return when the trouble began: a silence began at the last inbound message, before the
+    run that saw it (which may be hours later)."""
+    if incident.get("reason") == "silent":
+        last_inbound = _parse_time(incident.get("last_inbound_at"))
+        if last_inbound is not None:
+            return last_inbound
+    return _parse_time(incident.get("since"))
+
+
 def plan_incidents(previous: dict, report: Report, now: datetime,
                    policy: AlertPolicy) -> tuple[dict, list[dict], list[tuple[int, str]]]:
     """Return the new incident table, the alert items due now and the lines to log.
@@ -2323,7 +2350,7 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
         incident = incidents.pop(key, None)
         if incident is None:
             return
-        since = _parse_time(incident.get("since"))
+        since = incident_start(incident)
         kicks = _count(incident.get("kicks"))
         name = {GATEWAY_KEY: "the gateway", ACTIVITY_KEY: "the activity source"}.get(
             key, f"channel {quote_untrusted(key, 80)}")
@@ -2430,7 +2457,7 @@ def _alert_item(kind: str, key: str, incident: dict, now: Optional[datetime] = N
         item.update(last_inbound_at=incident.get("last_inbound_at"),
                     expected_inbound=incident.get("expected_inbound"))
     if now is not None:
-        item["lasted"] = _duration(_parse_time(incident.get("since")), now)
+        item["lasted"] = _duration(incident_start(incident), now)
         item["how"] = how
     return item
 
@@ -3177,6 +3204,34 @@ def send_ping(settings: Settings, suffix: str, body: str, hard_end: float,
            f"failed: {error}"
 
 
+def ping_slice(deadline: float) -> float:
+    """Return the seconds one dead-man ping may take, all its tries together."""
+    return min(deadline * PING_SLICE_FRACTION, PING_SLICE_MAX)
+
+
+class StartPing:
+    """The /start ping, sent on its own thread: the gateway's part never waits for it."""
+
+    def __init__(self, settings: Settings, body: str, end: float, rid: str):
+        self.end, self.url = end, display_url(settings.ping_url or "")
+        self._box: dict[str, Optional[str]] = {}
+        self._thread = threading.Thread(
+            target=lambda: self._box.update(error=send_ping(settings, "/start", body, end, rid)),
+            name="ping-start", daemon=True)
+        self._thread.start()
+
+    def outcome(self) -> Optional[str]:
+        """Wait for the ping, never past its slice; return its error text or None.
+
+        The end ping waits for this one so that healthchecks sees /start first.
+        """
+        self._thread.join(max(self.end - time.monotonic(), 0))
+        if self._thread.is_alive():
+            return f"ping {self.url}.../start failed: no answer within its share of " \
+                   f"HEALTHCHECK_DEADLINE"
+        return self._box.get("error")
+
+
 ###############################################################################
 # CLI #########################################################################
 ###############################################################################
@@ -3250,8 +3305,12 @@ class _Output:
                       for c in report.channels]
         # Nagios reads everything after the first `|` as performance data.
         texts = [report.status_line()]
-        if not texts[0].startswith(lines[0][1].replace("|", "/") + " | "):
-            texts.append(lines[0][1].replace("|", "/"))  # the status line was cut: say it whole
+        head = f"WHATSAPP SESSIONS {STATE_NAMES[report.state]} - "
+        # The status line was cut: say it whole, unless its whole text is one of the lines below
+        # (a lone problem, such as a killed run's notice), which would then be said twice.
+        if not texts[0].startswith(lines[0][1].replace("|", "/") + " | ") and \
+                lines[0][1] not in {head + text for _, text in lines[1:]}:
+            texts.append(lines[0][1].replace("|", "/"))
         texts += [text.replace("|", "/") for _, text in lines[1:]]
         print(self.redact("\n".join(texts)), flush=True)
 
@@ -3457,9 +3516,10 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
             except OSError:
                 pass  # said at the end, when the state is written again
     pinging = bool(settings.ping_url) and not run.dry_run
-    ping_error = send_ping(settings, "/start", f"{_hostname()}: run {run.run_id} started "
-                                               f"({PROGRAM} {__version__})",
-                           run.hard_end, run.ping_rid) if pinging else None
+    start_ping = StartPing(settings, f"{_hostname()}: run {run.run_id} started ({PROGRAM} "
+                                     f"{__version__})",
+                           min(time.monotonic() + ping_slice(settings.deadline), run.hard_end),
+                           run.ping_rid) if pinging else None
 
     try:
         report, activity = check_gateway(settings, run, state, datetime.now().astimezone())
@@ -3469,8 +3529,6 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
         report = _bug_report(run.dry_run, gateway_failed=True)
         activity = state.get("activity") if settings.activity else None
     report.notes[:0] = state_notes
-    if ping_error:
-        report.notes.append((WARNING, ping_error))
     if run.lock_problem:
         report.problems.append((UNKNOWN, run.lock_problem))
     if killed_note:
@@ -3517,14 +3575,19 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
                                              f"{settings.metrics_file} "
                                              f"({exc.strerror or type(exc).__name__}): check "
                                              f"its folder or HEALTHCHECK_METRICS_FILE"))
-    if pinging:
+    if start_ping is not None:
+        ping_error = start_ping.outcome()
+        if ping_error:
+            report.notes.append((WARNING, ping_error))
         # healthchecks.io: the plain URL means success, /fail means the check failed. An
         # incident that has reached a person and is still open fails the check too, so the
         # ping alone is enough to hear of a channel that stays down.
         still_open = any(i.get("alerted_at") for i in incidents.values())
         body = "\n".join(settings.redact(text) for _, text in report.lines())
         ping_error = send_ping(settings, "" if report.state <= WARNING and not still_open
-                               else "/fail", body[:10000], run.hard_end, run.ping_rid)
+                               else "/fail", body[:10000],
+                               min(time.monotonic() + ping_slice(settings.deadline),
+                                   run.hard_end), run.ping_rid)
         if ping_error:
             report.notes.append((WARNING, ping_error))
     return report
