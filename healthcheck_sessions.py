@@ -2167,11 +2167,38 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
 
 
-def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
+#: Channels whose last known series are kept in the state for a run that cannot list them;
+#: the down ones first. About 100 bytes each.
+MAX_REMEMBERED_CHANNELS = 5000
+
+
+def remembered_channels(previous, report: Report, now: datetime) -> dict:
+    """Return each channel's last known gauges ({id: {up, silent, status, seen_at}}).
+
+    Pure. A run that listed the channels replaces them; a run that could not list them (the
+    gateway failed, or listed none) keeps the previous ones, so their series outlive it.
+    """
+    if not report.channels:
+        # Checked as the state may have been edited by hand: each value goes into the file.
+        return {key: value for key, value in previous.items()
+                if isinstance(value, dict) and value.get("up") in (0, 1)
+                and value.get("silent") in (0, 1) and isinstance(value.get("status"), str)
+                and all(type(value.get(k)) is int for k in ("up", "silent", "seen_at"))} \
+            if isinstance(previous, dict) else {}
+    ordered = sorted(report.channels, key=lambda c: not c.down_now)
+    return {c.id: {"up": 0 if c.down_now else 1, "silent": int(c.outcome == "silent"),
+                   "status": c.status or "(none)", "seen_at": round(now.timestamp())}
+            for c in ordered[:MAX_REMEMBERED_CHANNELS]}
+
+
+def metrics_text(report: Report, incidents: dict, now: datetime,
+                 remembered: Optional[dict] = None) -> str:
     """Return this run's metrics in the Prometheus text format (node_exporter's textfile).
 
     Pure. Channel gauges reflect the channels as this run left them: a kick verified
-    `reconnected` counts as up.
+    `reconnected` counts as up. When this run could not list them, they are the last known
+    values (`remembered`, from remembered_channels): a series that vanished would clear a
+    firing alert and restart its `for:` wait.
     """
     out = []
 
@@ -2179,23 +2206,32 @@ def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
         out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
         out.extend(f"{name}{labels} {value}\n" for labels, value in samples)
 
-    def channel(c) -> str:
-        return f'{{channel="{_label(quote_untrusted(c.id, MAX_CHANNEL_ID_CHARS))}"}}'
+    def channel(channel_id: str) -> str:
+        return f'{{channel="{_label(quote_untrusted(channel_id, MAX_CHANNEL_ID_CHARS))}"}}'
 
+    if report.channels:
+        seen = round(now.timestamp())  # as remembered_channels keeps it
+        gauges = [(c.id, 0 if c.down_now else 1, int(c.outcome == "silent"),
+                   c.status or "(none)", seen) for c in report.channels]
+    else:
+        gauges = [(key, value["up"], value["silent"], value["status"], value["seen_at"])
+                  for key, value in (remembered or {}).items()]
     family("whatsapp_session_up", "gauge", "1 when the channel is connected, else 0.",
-           [(channel(c), 0 if c.down_now else 1) for c in report.channels])
+           [(channel(key), up) for key, up, _, _, _ in gauges])
     family("whatsapp_session_status", "gauge", "The status the gateway lists for the channel.",
-           [(f'{{channel="{_label(quote_untrusted(c.id, MAX_CHANNEL_ID_CHARS))}",'
-             f'status="{_label(quote_untrusted(c.status or "(none)", 40))}"}}', 1)
-            for c in report.channels])
+           [(f'{channel(key)[:-1]},status="{_label(quote_untrusted(status, 40))}"}}', 1)
+            for key, _, _, status, _ in gauges])
     family("whatsapp_session_silent", "gauge", "1 when a connected channel has gone silent "
            "(no inbound message for too long).",
-           [(channel(c), int(c.outcome == "silent")) for c in report.channels])
+           [(channel(key), silent) for key, _, silent, _, _ in gauges])
+    family("whatsapp_session_last_seen_timestamp_seconds", "gauge",
+           "When the gateway last listed the channel (the other series are as of then).",
+           [(channel(key), seen_at) for key, _, _, _, seen_at in gauges])
     since = []
-    for c in report.channels:
-        started = _parse_time((incidents.get(c.id) or {}).get("since"))
+    for key, _, _, _, _ in gauges:
+        started = _parse_time((incidents.get(key) or {}).get("since"))
         if started is not None:
-            since.append((channel(c), f"{started.timestamp():.0f}"))
+            since.append((channel(key), f"{started.timestamp():.0f}"))
     family("whatsapp_session_down_since_timestamp_seconds", "gauge",
            "When the channel's open incident began (down, QR, or silent).", since)
     family("whatsapp_gateway_up", "gauge", "1 when the gateway answered the channel list.",
@@ -3554,12 +3590,16 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
         return report
 
     pending = deliver_alerts(settings, state["pending_alerts"], message, run.hard_end, report)
+    remembered = remembered_channels(state.get("last_seen"), report, now) \
+        if settings.metrics_file else None
     try:
         new_state = {"version": STATE_VERSION, "updated_at": now.isoformat(timespec="seconds"),
                      "incidents": incidents, "pending_alerts": pending,
                      "warned": [_digest(text) for text in warnings]}
         if activity is not None:
             new_state["activity"] = activity
+        if remembered is not None:
+            new_state["last_seen"] = remembered
         save_state(settings.state_path, new_state, settings.redact)
     except OSError as exc:
         report.problems.append((UNKNOWN, f"cannot write the state file {settings.state_path} "
@@ -3569,7 +3609,8 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
     if settings.metrics_file:
         report.elapsed = time.monotonic() - run.started
         try:
-            write_metrics(settings.metrics_file, metrics_text(report, incidents, now))
+            write_metrics(settings.metrics_file, metrics_text(report, incidents, now,
+                                                              remembered))
         except OSError as exc:
             report.problems.append((UNKNOWN, f"cannot write the metrics file "
                                              f"{settings.metrics_file} "
