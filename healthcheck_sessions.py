@@ -2081,7 +2081,7 @@ class Report:
                   ("qr_issued", sum(c.outcome == "qr_issued" for c in self.channels)),
                   ("failed", sum(c.outcome == "failed" for c in self.channels)),
                   ("missing", len(self.missing_expected)))
-        silent = sum(c.outcome == 'silent' for c in self.channels)
+        silent = sum(c.outcome == "silent" for c in self.channels)
         # The plugin guidelines' U (undetermined): with no listing, 0 channels would be a lie;
         # the calls (kicked ... failed) were counted, and none was made.
         unlisted = {"channels", "connected", "not_connected", "missing"} \
