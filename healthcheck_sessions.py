@@ -104,6 +104,10 @@ DEFAULT_ALERT_REPEAT_HOURS = 6.0
 DEFAULT_ALERT_TIMEOUT = 10.0
 #: Ping retries: a ping is cheap and its absence raises an alarm elsewhere.
 PING_RETRIES = 2
+#: Each dead-man ping (all its tries) gets this share of the deadline, at most PING_SLICE_MAX s:
+#: a ping server that accepts and never answers must not use up the run.
+PING_SLICE_FRACTION = 0.2
+PING_SLICE_MAX = 30.0
 #: Failed alerts kept for the next run, at most; the oldest go first (and are logged).
 MAX_PENDING_ALERTS = 50
 STATE_VERSION = 1
@@ -2553,7 +2557,7 @@ class ChannelReport:
             return OK
         state = OK if self.outcome is None else OUTCOME_STATES[self.outcome]
         # Whatever a revive call answered, a session that needs a person is critical.
-        return max(state, CRITICAL) if self.condition == "needs_person" else state
+        return CRITICAL if self.condition == "needs_person" else state
 
     @property
     def down_now(self) -> bool:
@@ -2646,11 +2650,19 @@ class Report:
                   ("qr_issued", sum(c.outcome == "qr_issued" for c in self.channels)),
                   ("failed", sum(c.outcome == "failed" for c in self.channels)),
                   ("missing", len(self.missing_expected)))
-        fields = [f"{label}={value};;;0" for label, value in counts]
+        silent = sum(c.outcome == "silent" for c in self.channels)
+        # The plugin guidelines' U (undetermined): with no listing, 0 channels would be a lie;
+        # the calls (kicked ... failed) were counted, and none was made.
+        unlisted = {"channels", "connected", "not_connected", "missing"} \
+            if self.gateway_failed else set()
+        fields = [f"{label}={'U' if label in unlisted else value};;;0"
+                  for label, value in counts]
         fields.append(f"time={self.elapsed:.3f}s;;;0")
-        fields.append(f"silent={sum(c.outcome == 'silent' for c in self.channels)};;;0")
+        silence_unread = self.gateway_failed or self.activity_read is False
+        fields.append(f"silent={'U' if silence_unread else silent};;;0")
         # Appended after the others: a label's position never changes once it exists.
-        fields.append(f"ignored={len(self.channels) - len(watched)};;;0")
+        ignored = len(self.channels) - len(watched)
+        fields.append(f"ignored={'U' if self.gateway_failed else ignored};;;0")
         return " ".join(fields)
 
     def lines(self) -> list[tuple[int, str]]:
@@ -2769,11 +2781,38 @@ def describe_told_apart(names: dict[str, str]) -> Optional[str]:
                 told, 0)
 
 
-def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
+#: Channels whose last known series are kept in the state for a run that cannot list them;
+#: the down ones first. About 100 bytes each.
+MAX_REMEMBERED_CHANNELS = 5000
+
+
+def remembered_channels(previous, report: Report, now: datetime) -> dict:
+    """Return each channel's last known gauges ({id: {up, silent, status, seen_at}}).
+
+    Pure. A run that listed the channels replaces them; a run that could not list them (the
+    gateway failed, or listed none) keeps the previous ones, so their series outlive it.
+    """
+    if not report.channels:
+        # Checked as the state may have been edited by hand: each value goes into the file.
+        return {key: value for key, value in previous.items()
+                if isinstance(value, dict) and value.get("up") in (0, 1)
+                and value.get("silent") in (0, 1) and isinstance(value.get("status"), str)
+                and all(type(value.get(k)) is int for k in ("up", "silent", "seen_at"))} \
+            if isinstance(previous, dict) else {}
+    ordered = sorted(report.channels, key=lambda c: not c.down_now)
+    return {c.id: {"up": 0 if c.down_now else 1, "silent": int(c.outcome == "silent"),
+                   "status": c.status or "(none)", "seen_at": round(now.timestamp())}
+            for c in ordered[:MAX_REMEMBERED_CHANNELS]}
+
+
+def metrics_text(report: Report, incidents: dict, now: datetime,
+                 remembered: Optional[dict] = None) -> str:
     """Return this run's metrics in the Prometheus text format (node_exporter's textfile).
 
     Pure. Channel gauges reflect the channels as this run left them: a kick verified
-    `reconnected` counts as up.
+    `reconnected` counts as up. When this run could not list them, they are the last known
+    values (`remembered`, from remembered_channels): a series that vanished would clear a
+    firing alert and restart its `for:` wait.
     """
     out = []
 
@@ -2781,26 +2820,35 @@ def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
         out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
         out.extend(f"{name}{labels} {value}\n" for labels, value in samples)
 
-    names = series_names([c.id for c in report.channels])
+    def channel(channel_id: str) -> str:
+        return f'{{channel="{_label(names[channel_id])}"}}'
 
-    def channel(c) -> str:
-        return f'{{channel="{_label(names[c.id])}"}}'
-
+    if report.channels:
+        seen = round(now.timestamp())  # as remembered_channels keeps it
+        gauges = [(c.id, 0 if c.down_now else 1, int(c.outcome == "silent"),
+                   c.status or "(none)", seen) for c in report.channels]
+    else:
+        gauges = [(key, value["up"], value["silent"], value["status"], value["seen_at"])
+                  for key, value in (remembered or {}).items()]
+    names = series_names([key for key, _, _, _, _ in gauges])
+    # HEALTHCHECK_IGNORE_CHANNELS: stopped on purpose, so no "down" series for an alert rule.
+    ignored = {c.id for c in report.channels if c.action == "ignored"}
     family("whatsapp_session_up", "gauge", "1 when the channel is connected, else 0.",
-           [(channel(c), 0 if c.down_now else 1) for c in report.channels
-            if c.action != "ignored"])
+           [(channel(key), up) for key, up, _, _, _ in gauges if key not in ignored])
     family("whatsapp_session_status", "gauge", "The status the gateway lists for the channel.",
-           [(f'{{channel="{_label(names[c.id])}",'
-             f'status="{_label(quote_untrusted(c.status or "(none)", 40))}"}}', 1)
-            for c in report.channels])
+           [(f'{channel(key)[:-1]},status="{_label(quote_untrusted(status, 40))}"}}', 1)
+            for key, _, _, status, _ in gauges])
     family("whatsapp_session_silent", "gauge", "1 when a connected channel has gone silent "
            "(no inbound message for too long).",
-           [(channel(c), int(c.outcome == "silent")) for c in report.channels])
+           [(channel(key), silent) for key, _, silent, _, _ in gauges])
+    family("whatsapp_session_last_seen_timestamp_seconds", "gauge",
+           "When the gateway last listed the channel (the other series are as of then).",
+           [(channel(key), seen_at) for key, _, _, _, seen_at in gauges])
     since = []
-    for c in report.channels:
-        started = _parse_time((incidents.get(c.id) or {}).get("since"))
+    for key, _, _, _, _ in gauges:
+        started = _parse_time((incidents.get(key) or {}).get("since"))
         if started is not None:
-            since.append((channel(c), f"{started.timestamp():.0f}"))
+            since.append((channel(key), f"{started.timestamp():.0f}"))
     family("whatsapp_session_down_since_timestamp_seconds", "gauge",
            "When the channel's open incident began (down, QR, or silent).", since)
     family("whatsapp_gateway_up", "gauge", "1 when the gateway answered the channel list.",
@@ -2819,9 +2867,15 @@ def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
     return "".join(out)
 
 
+#: How bad each state is when several are combined, the monitoring-plugins order
+#: (max_state_alt): a finding outranks "could not tell", so a failing side source never hides
+#: that a person must act. The exit codes' numeric order (UNKNOWN = 3) is not this order.
+STATE_SEVERITY = {OK: 0, UNKNOWN: 1, WARNING: 2, CRITICAL: 3}
+
+
 def worst_state(states) -> int:
-    """Return the state that decides the exit status: the worst one wins."""
-    return max(states, default=OK)
+    """Return the combined state: CRITICAL > WARNING > UNKNOWN > OK (OK when there is none)."""
+    return max(states, key=STATE_SEVERITY.__getitem__, default=OK)
 
 
 def _iso(epoch: float) -> str:
@@ -2894,6 +2948,16 @@ def _duration(start: Optional[datetime], end: datetime) -> str:
     return f"{days} d {hours} h"
 
 
+def incident_start(incident: dict) -> Optional[datetime]:
+    """Return when the trouble began: a silence began at the last inbound message, before the
+    run that saw it (which may be hours later)."""
+    if incident.get("reason") == "silent":
+        last_inbound = _parse_time(incident.get("last_inbound_at"))
+        if last_inbound is not None:
+            return last_inbound
+    return _parse_time(incident.get("since"))
+
+
 def plan_incidents(previous: dict, report: Report, now: datetime,
                    policy: AlertPolicy) -> tuple[dict, list[dict], list[tuple[int, str]]]:
     """Return the new incident table, the alert items due now and the lines to log.
@@ -2945,7 +3009,7 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
         incident = incidents.pop(key, None)
         if incident is None:
             return
-        since = _parse_time(incident.get("since"))
+        since = incident_start(incident)
         kicks = _count(incident.get("kicks"))
         name = {GATEWAY_KEY: "the gateway", ACTIVITY_KEY: "the activity source"}.get(
             key, f"channel {quote_untrusted(key, 80)}")
@@ -3144,7 +3208,7 @@ def _alert_item(kind: str, key: str, incident: dict, now: Optional[datetime] = N
         item.update(last_inbound_at=incident.get("last_inbound_at"),
                     expected_inbound=incident.get("expected_inbound"))
     if now is not None:
-        item["lasted"] = _duration(_parse_time(incident.get("since")), now)
+        item["lasted"] = _duration(incident_start(incident), now)
         item["how"] = how
     return item
 
@@ -4273,6 +4337,34 @@ def send_ping(settings: Settings, suffix: str, body: str, hard_end: float,
            f"failed: {error}"
 
 
+def ping_slice(deadline: float) -> float:
+    """Return the seconds one dead-man ping may take, all its tries together."""
+    return min(deadline * PING_SLICE_FRACTION, PING_SLICE_MAX)
+
+
+class StartPing:
+    """The /start ping, sent on its own thread: the gateway's part never waits for it."""
+
+    def __init__(self, settings: Settings, body: str, end: float, rid: str):
+        self.end, self.url = end, display_url(settings.ping_url or "")
+        self._box: dict[str, Optional[str]] = {}
+        self._thread = threading.Thread(
+            target=lambda: self._box.update(error=send_ping(settings, "/start", body, end, rid)),
+            name="ping-start", daemon=True)
+        self._thread.start()
+
+    def outcome(self) -> Optional[str]:
+        """Wait for the ping, never past its slice; return its error text or None.
+
+        The end ping waits for this one so that healthchecks sees /start first.
+        """
+        self._thread.join(max(self.end - time.monotonic(), 0))
+        if self._thread.is_alive():
+            return f"ping {self.url}.../start failed: no answer within its share of " \
+                   f"HEALTHCHECK_DEADLINE"
+        return self._box.get("error")
+
+
 ###############################################################################
 # CLI #########################################################################
 ###############################################################################
@@ -4346,8 +4438,12 @@ class _Output:
                       for c in report.channels if c.outcome is None]
         # Nagios reads everything after the first `|` as performance data.
         texts = [report.status_line()]
-        if not texts[0].startswith(lines[0][1].replace("|", "/") + " | "):
-            texts.append(lines[0][1].replace("|", "/"))  # the status line was cut: say it whole
+        head = f"WHATSAPP SESSIONS {STATE_NAMES[report.state]} - "
+        # The status line was cut: say it whole, unless its whole text is one of the lines below
+        # (a lone problem, such as a killed run's notice), which would then be said twice.
+        if not texts[0].startswith(lines[0][1].replace("|", "/") + " | ") and \
+                lines[0][1] not in {head + text for _, text in lines[1:]}:
+            texts.append(lines[0][1].replace("|", "/"))
         texts += [text.replace("|", "/") for _, text in lines[1:]]
         print(self.redact("\n".join(texts)), flush=True)
 
@@ -4556,9 +4652,10 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
             except OSError:
                 pass  # said at the end, when the state is written again
     pinging = bool(settings.ping_url) and not run.dry_run
-    ping_error = send_ping(settings, "/start", f"{_hostname()}: run {run.run_id} started "
-                                               f"({PROGRAM} {__version__})",
-                           run.hard_end, run.ping_rid) if pinging else None
+    start_ping = StartPing(settings, f"{_hostname()}: run {run.run_id} started ({PROGRAM} "
+                                     f"{__version__})",
+                           min(time.monotonic() + ping_slice(settings.deadline), run.hard_end),
+                           run.ping_rid) if pinging else None
 
     try:
         report, activity = check_gateway(settings, run, state, datetime.now().astimezone())
@@ -4568,8 +4665,6 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
         report = _bug_report(run.dry_run, gateway_failed=True)
         activity = state.get("activity") if settings.activity else None
     report.notes[:0] = state_notes
-    if ping_error:
-        report.notes.append((WARNING, ping_error))
     if run.lock_problem:
         report.problems.append((UNKNOWN, run.lock_problem))
     if killed_note:
@@ -4600,6 +4695,8 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
         return report
 
     pending = deliver_alerts(settings, state["pending_alerts"], message, run.hard_end, report)
+    remembered = remembered_channels(state.get("last_seen"), report, now) \
+        if settings.metrics_file else None
     try:
         new_state = {"version": STATE_VERSION, "updated_at": now.isoformat(timespec="seconds"),
                      "incidents": incidents, "pending_alerts": pending,
@@ -4608,6 +4705,8 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
             new_state["activity"] = activity
         if flaps:
             new_state["flaps"] = flaps
+        if remembered is not None:
+            new_state["last_seen"] = remembered
         capped = save_state(settings.state_path, new_state, settings.redact)
         if capped:
             report.notes.append((WARNING, capped))
@@ -4619,20 +4718,26 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
     if settings.metrics_file:
         report.elapsed = time.monotonic() - run.started
         try:
-            write_metrics(settings.metrics_file, metrics_text(report, incidents, now))
+            write_metrics(settings.metrics_file, metrics_text(report, incidents, now,
+                                                              remembered))
         except OSError as exc:
             report.problems.append((UNKNOWN, f"cannot write the metrics file "
                                              f"{settings.metrics_file} "
                                              f"({exc.strerror or type(exc).__name__}): check "
                                              f"its folder or HEALTHCHECK_METRICS_FILE"))
-    if pinging:
+    if start_ping is not None:
+        ping_error = start_ping.outcome()
+        if ping_error:
+            report.notes.append((WARNING, ping_error))
         # healthchecks.io: the plain URL means success, /fail means the check failed. An
         # incident that has reached a person and is still open fails the check too, so the
         # ping alone is enough to hear of a channel that stays down.
         still_open = any(i.get("alerted_at") for i in incidents.values())
         body = "\n".join(settings.redact(text) for _, text in report.lines())
         ping_error = send_ping(settings, "" if report.state <= WARNING and not still_open
-                               else "/fail", body[:10000], run.hard_end, run.ping_rid)
+                               else "/fail", body[:10000],
+                               min(time.monotonic() + ping_slice(settings.deadline),
+                                   run.hard_end), run.ping_rid)
         if ping_error:
             report.notes.append((WARNING, ping_error))
     return report

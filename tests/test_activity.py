@@ -217,15 +217,15 @@ FAILING_SOURCES = {
 
 
 @pytest.mark.parametrize("case", sorted(FAILING_SOURCES))
-def test_failing_source_is_one_line_exit_3_and_the_kicks_go_on(run_check, sqlite_db, gateway,
-                                                               case):
+def test_failing_source_is_one_line_and_the_kicks_go_on(run_check, sqlite_db, gateway, case):
     busy(sqlite_db)
     gateway.add_channel("imobsites", "disconnected")
     settings, says = FAILING_SOURCES[case]
     settings = {k: v.format(port=free_port()) for k, v in settings.items()}
     run = run_check(env={**sqlite_db.settings(), **settings})
-    assert run.code == 3, run.stdout + run.stderr
-    assert run.first_line.startswith("WHATSAPP SESSIONS UNKNOWN - 1 of 2 channels not connected")
+    # WARNING (the kick) outranks UNKNOWN (the source) in the monitoring-plugins order.
+    assert run.code == 1, run.stdout + run.stderr
+    assert run.first_line.startswith("WHATSAPP SESSIONS WARNING - 1 of 2 channels not connected")
     assert "the activity source" in run.stdout and says in run.stdout
     assert "Traceback" not in run.stdout + run.stderr
     assert gateway.channels["imobsites"]["status"] == "connected"  # kicked all the same

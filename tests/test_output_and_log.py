@@ -107,7 +107,7 @@ def test_worst_state_wins(run_check, gateway):
     gateway.raw_list = {"channels": [{"id": "warn", "status": "disconnected"},
                                      {"id": "crit", "status": "disconnected"}, {"bad": 1}]}
     run = run_check()
-    assert run.code == 3  # UNKNOWN (an entry outside the contract) beats CRITICAL (a QR)
+    assert run.code == 2  # CRITICAL (a QR) beats UNKNOWN (an entry outside the contract)
 
 
 def test_cron_redirect_into_the_log_does_not_duplicate_events(run_check, gateway, home):
