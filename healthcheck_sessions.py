@@ -94,6 +94,11 @@ DEFAULT_WORKERS = 4
 
 #: After the kicks, wait this long and list again to see which sessions came back.
 DEFAULT_VERIFY_SECONDS = 30.0
+#: `--status`: a last run older than this means cron stopped running the script (two missed
+#: 15-minute runs and a margin for a run that takes its whole deadline).
+DEFAULT_STATUS_MAX_AGE_MINUTES = 35.0
+#: `--status` repeats this many of the last run's detail lines (Nagios long output).
+MAX_STATUS_DETAIL_LINES = 20
 #: A channel (or the gateway) down this many runs in a row reaches a person: ~30 min at */15.
 DEFAULT_ALERT_AFTER = 2
 #: While an incident lasts, a reminder goes out this often.
@@ -219,6 +224,7 @@ settings (.env beside the script, or --env-file; the environment wins over the f
   HEALTHCHECK_ALERT_COMMAND    a command that gets each alert as JSON on stdin
   HEALTHCHECK_PING_URL         dead man's switch: <url>/start, <url>, <url>/fail
   HEALTHCHECK_METRICS_FILE     Prometheus metrics, rewritten every run (node_exporter textfile)
+  HEALTHCHECK_STATUS_MAX_AGE_MINUTES  --status: a last run older than this is CRITICAL (default 35)
   HEALTHCHECK_QR_RETRY_HOURS   after a QR, kick on runs 2, 4, 8... then this often (default 6)
   HEALTHCHECK_ACTIVITY_DB      database of inbound messages (sqlite:///..., mysql+pymysql://...,
                                postgresql+psycopg://...) or `panel` (the panel's DB_* settings)
@@ -452,6 +458,7 @@ class Settings:
     key_setting: str = "WPP_GATEWAY_SECRET"
     starting_grace_minutes: float = DEFAULT_STARTING_GRACE_MINUTES
     silent_action: str = "alert"  # alert | restart
+    status_max_age_minutes: float = DEFAULT_STATUS_MAX_AGE_MINUTES
 
     @property
     def lock_file(self) -> Path:
@@ -712,6 +719,9 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
                                       unit="hours", high=24 * 365),
         activity=activity,
         metrics_file=source.path("HEALTHCHECK_METRICS_FILE", None),
+        status_max_age_minutes=source.seconds("HEALTHCHECK_STATUS_MAX_AGE_MINUTES",
+                                              DEFAULT_STATUS_MAX_AGE_MINUTES, unit="minutes",
+                                              high=7 * 24 * 60),
     )
 
 
@@ -2996,6 +3006,93 @@ def save_state(path: Path, state: dict, redact: Redactor) -> None:
                                       ensure_ascii=True) + "\n")
 
 
+def last_run_record(report: Report, run_id: str, ended: datetime) -> dict:
+    """Return what `--status` repeats of this run: its status line, perfdata and details."""
+    details = [text.replace("|", "/")[:MAX_STATUS_LINE_CHARS * 2]
+               for _, text in report.lines()[1:MAX_STATUS_DETAIL_LINES + 1]]
+    return {"ended_at": ended.isoformat(timespec="seconds"), "run_id": run_id,
+            "exit_status": report.state, "status_line": report.status_line(),
+            "details": details}
+
+
+def read_last_run(path: Path) -> dict:
+    """Return the last finished run recorded in the state file, or raise HealthcheckError.
+
+    Read-only and lock-free, so a check never waits for the cron run nor makes it wait: the
+    cron run replaces the file by a rename, so what is read is always a whole file.
+    """
+    import stat
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise HealthcheckError(f"the cron run has not run yet: there is no state file {path}; "
+                               f"check the crontab line, and that --status reads the same "
+                               f".env as the cron run", UNKNOWN) from None
+    except OSError as exc:
+        raise HealthcheckError(f"cannot read the state file {path} "
+                               f"({exc.strerror or type(exc).__name__}): run --status as the "
+                               f"user the cron run runs as (sudo -u), with the same .env",
+                               UNKNOWN) from None
+    with os.fdopen(handle, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise HealthcheckError(f"the state file {path} is not a regular file; the cron "
+                                   f"run reports it in its own output", UNKNOWN)
+        raw = stream.read(MAX_STATE_BYTES + 1)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        data = None
+    last = data.get("last_run") if isinstance(data, dict) else None
+    if (not isinstance(last, dict) or not isinstance(last.get("status_line"), str)
+            or last.get("exit_status") not in STATE_NAMES
+            or _parse_time(last.get("ended_at")) is None):
+        raise HealthcheckError(f"the state file {path} holds no finished run yet (a run of an "
+                               f"earlier version wrote it, or it is unreadable): wait for the "
+                               f"next cron run, and read the log if this lasts", UNKNOWN)
+    return last
+
+
+def judge_last_run(last: dict, now: datetime, max_age_minutes: float) -> tuple[int, list[str]]:
+    """Return `--status`'s exit status and lines: the last run's own, or CRITICAL when stale.
+
+    Pure: the record `read_last_run` returned, the time and the allowed age in.
+    """
+    ended = _parse_time(last["ended_at"])
+    age = max((now - ended).total_seconds(), 0.0)
+    text = last["status_line"].split(" | ", 1)[0]
+    if age > max_age_minutes * 60:
+        line = (f"WHATSAPP SESSIONS CRITICAL - no cron run has finished for {age / 60:.0f} min "
+                f"(HEALTHCHECK_STATUS_MAX_AGE_MINUTES is {max_age_minutes:g}): cron no longer "
+                f"runs the script, or its runs are killed before they end; check the crontab "
+                f"and the log")
+        return CRITICAL, [f"{line} | age={age:.0f}s;;{max_age_minutes * 60:.0f};0",
+                          f"last result, at {last['ended_at']}: {text}"]
+    return last["exit_status"], [
+        last["status_line"],
+        f"last cron run {quote_untrusted(last.get('run_id') or '?', 20)} ended at "
+        f"{last['ended_at']} ({age / 60:.0f} min ago); this check made no gateway call",
+        *[d for d in last.get("details") or [] if isinstance(d, str)][:MAX_STATUS_DETAIL_LINES]]
+
+
+def show_status(settings: Settings, output: "_Output") -> int:
+    """`--status`: print what the last cron run found; return its exit status (or why not)."""
+    now = datetime.now().astimezone()
+    try:
+        last = read_last_run(settings.state_path)
+    except HealthcheckError as exc:
+        state, last = exc.state, None
+        lines = [f"WHATSAPP SESSIONS {STATE_NAMES[state]} - {exc}"]
+    else:
+        state, lines = judge_last_run(last, now, settings.status_max_age_minutes)
+    if output.as_json:
+        print(json.dumps(_redact_tree({"state": STATE_NAMES[state], "exit_code": state,
+                                       "lines": lines, "last_run": last}, output.redact),
+                         ensure_ascii=True), flush=True)
+    else:
+        print(output.redact("\n".join(clean_text(line) for line in lines)), flush=True)
+    return state
+
+
 def _redact_values(value, redact: Redactor):
     """Return a JSON-ready value with every string value redacted; keys (channel ids) kept."""
     if isinstance(value, str):
@@ -3210,8 +3307,18 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="this run's deadline in seconds, overriding HEALTHCHECK_DEADLINE; "
                              "set it below the timeout of whatever runs the script (Nagios "
                              "service_check_timeout, Monit)")
+    parser.add_argument("--status", action="store_true",
+                        help="only repeat what the last cron run found, read from its state "
+                             "file (no gateway call, no database, no lock, nothing written); "
+                             "CRITICAL when no run finished within "
+                             "HEALTHCHECK_STATUS_MAX_AGE_MINUTES: the check for Nagios, Icinga "
+                             "and Monit")
     parser.add_argument("--version", "-V", action="version", version=f"%(prog)s {__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.status and (args.dry_run or args.force):
+        parser.error("--status only reads the last run; it cannot be combined with "
+                     "--dry-run or --force")
+    return args
 
 
 def _new_run_id() -> str:
@@ -3302,7 +3409,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                        f"seconds above 0, got {args.timeout:g} (see --help)")
             settings = dataclasses.replace(settings, deadline=args.timeout)
     except HealthcheckError as exc:
-        dry_run = "--dry-run" in raw_args
+        # --status writes nothing either: no log line, no ping.
+        dry_run = "--dry-run" in raw_args or "--status" in raw_args
         report = Report(error=str(exc), error_state=exc.state, dry_run=dry_run)
         # No settings, so the log named in them may be unknown: log where it most likely is.
         fallback = _fallback_settings(args.env_file if args else None)
@@ -3313,6 +3421,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return report.state
     global _untrusted_redactor
     output.redact = _untrusted_redactor = settings.redact
+    if args.status:
+        return show_status(settings, output)
 
     hard_end = started + settings.deadline
     run = RunContext(run_id=run_id, started=started, hard_end=hard_end,
@@ -3500,6 +3610,9 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
         new_state = {"version": STATE_VERSION, "updated_at": now.isoformat(timespec="seconds"),
                      "incidents": incidents, "pending_alerts": pending,
                      "warned": [_digest(text) for text in warnings]}
+        report.elapsed = time.monotonic() - run.started
+        new_state["last_run"] = last_run_record(report, run.run_id,
+                                                datetime.now().astimezone())
         if activity is not None:
             new_state["activity"] = activity
         save_state(settings.state_path, new_state, settings.redact)

@@ -1,0 +1,158 @@
+"""Round three, items 16 and 18: a monitoring check that reads what cron learned (`--status`),
+and a deadline and a metrics file that hold whatever the listing's size.
+
+Each test runs the real script as a subprocess against the gateway simulator on loopback.
+"""
+
+import fcntl
+import json
+import os
+import re
+from datetime import datetime, timedelta
+
+STATE = ("logs", "healthcheck-state.json")
+
+
+def _state_file(home):
+    return home.joinpath(*STATE)
+
+
+def _without_time(status_line: str) -> str:
+    """The status line without its `time=` figure (the printed one is taken a moment later)."""
+    return re.sub(r" time=[0-9.]+s", " time=", status_line)
+
+
+def _age_last_run(home, minutes: float) -> None:
+    """Make the recorded last run `minutes` old, as if cron had stopped since."""
+    path = _state_file(home)
+    state = json.loads(path.read_text(encoding="utf-8"))
+    ended = datetime.now().astimezone() - timedelta(minutes=minutes)
+    state["last_run"]["ended_at"] = ended.isoformat(timespec="seconds")
+    path.write_text(json.dumps(state), encoding="utf-8")
+
+
+# Item 16: --status ------------------------------------------------------------------------------
+
+def test_status_repeats_the_cron_runs_result_without_gateway_or_database(
+        run_check, gateway, home, sqlite_db):
+    # Tests if --status prints the last cron run's status line and perfdata with its exit
+    # status, calling no gateway endpoint and never opening the activity database.
+    gateway.add_channel("orsegups", "disconnected")
+    settings = sqlite_db.settings()
+    cron = run_check(env=settings)
+    assert cron.code == 1, cron.stdout + cron.stderr
+    assert gateway.count("qr") == 1
+    state_before = _state_file(home).read_bytes()
+    log_before = cron.log
+    database = sqlite_db.url.split(":///", 1)[1]
+    os.remove(database)  # SQLite creates the file again the moment anything connects to it
+    gateway.requests.clear()
+
+    check = run_check("--status", env=settings)
+
+    assert check.code == 1, check.stdout + check.stderr
+    assert _without_time(check.status_line) == _without_time(cron.status_line)
+    assert "this check made no gateway call" in check.stdout.splitlines()[1]
+    assert "channel orsegups: status disconnected, reconnect_requested" in check.stdout
+    assert check.stderr == ""
+    assert gateway.requests == []
+    assert not os.path.exists(database)
+    assert _state_file(home).read_bytes() == state_before
+    assert check.log == log_before
+    # The control: a real check does open the database (and so would recreate the file).
+    run_check("--dry-run", env=settings)
+    assert os.path.exists(database)
+
+
+def test_status_after_an_ok_run_is_ok_with_its_status_line(run_check, gateway):
+    # Tests if an all-connected cron run (silent on stdout) still leaves an OK for --status.
+    cron = run_check()
+    assert (cron.code, cron.stdout) == (0, "")
+    check = run_check("--status")
+    assert check.code == 0
+    assert check.first_line == "WHATSAPP SESSIONS OK - 2 channels connected"
+    assert check.perfdata.startswith("channels=2;;;0 connected=2;;;0 not_connected=0;;;0")
+
+
+def test_status_answers_at_once_while_the_cron_run_holds_the_lock(run_check, gateway, home):
+    # Tests if --status never waits for the run lock: a cron run in progress does not block it.
+    assert run_check().code == 0
+    lock = home / "logs" / "healthcheck-sessions.lock"
+    with open(lock, "r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        check = run_check("--status", timeout=15)
+        busy = run_check(timeout=15)
+    assert check.code == 0, check.stdout
+    assert busy.code == 3 and "another run is in progress" in busy.stdout  # the lock was held
+
+
+def test_status_is_critical_when_the_last_run_is_too_old(run_check, gateway, home):
+    # Tests if a state older than HEALTHCHECK_STATUS_MAX_AGE_MINUTES (default 35) is CRITICAL,
+    # naming the setting, with the last result on the next line.
+    gateway.add_channel("orsegups", "disconnected")
+    assert run_check().code == 1
+    _age_last_run(home, 50)
+    gateway.requests.clear()
+
+    check = run_check("--status")
+
+    assert check.code == 2, check.stdout
+    assert check.first_line == (
+        "WHATSAPP SESSIONS CRITICAL - no cron run has finished for 50 min "
+        "(HEALTHCHECK_STATUS_MAX_AGE_MINUTES is 35): cron no longer runs the script, or its "
+        "runs are killed before they end; check the crontab and the log")
+    assert check.perfdata.startswith("age=30") and check.perfdata.endswith("s;;2100;0")
+    assert check.stdout.splitlines()[1].startswith("last result, at ")
+    assert "WHATSAPP SESSIONS WARNING - 1 of 3 channels not connected" in check.stdout
+    assert gateway.requests == []
+
+
+def test_status_max_age_is_a_setting(run_check, gateway, home):
+    # Tests if HEALTHCHECK_STATUS_MAX_AGE_MINUTES moves the limit: 50 min is fresh under 60.
+    assert run_check().code == 0
+    _age_last_run(home, 50)
+    check = run_check("--status", env={"HEALTHCHECK_STATUS_MAX_AGE_MINUTES": "60"})
+    assert check.code == 0, check.stdout
+    assert check.first_line == "WHATSAPP SESSIONS OK - 2 channels connected"
+
+
+def test_status_without_state_is_unknown_in_one_line(run_check, gateway, home):
+    # Tests if --status before any cron run says so in one line, exit 3, and creates nothing.
+    check = run_check("--status")
+    assert check.code == 3
+    lines = check.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("WHATSAPP SESSIONS UNKNOWN - the cron run has not run yet: "
+                               "there is no state file ")
+    assert gateway.requests == []
+    assert not (home / "logs").exists()
+
+
+def test_status_with_a_state_of_an_earlier_version_is_unknown(run_check, gateway, home):
+    # Tests if a state file without a recorded run (1.1.0 wrote none) is UNKNOWN, not OK.
+    path = _state_file(home)
+    path.parent.mkdir()
+    path.write_text(json.dumps({"version": 1, "incidents": {}, "pending_alerts": []}))
+    check = run_check("--status")
+    assert check.code == 3
+    assert "holds no finished run yet" in check.first_line
+
+
+def test_status_json_carries_the_last_run(run_check, gateway):
+    # Tests if --status --json gives the state, the exit code and the record it repeats.
+    cron = run_check("--verbose")
+    check = run_check("--status", "--json")
+    data = json.loads(check.stdout)
+    assert (check.code, data["state"], data["exit_code"]) == (0, "OK", 0)
+    assert _without_time(data["last_run"]["status_line"]) == _without_time(cron.status_line)
+    assert data["lines"][0] == data["last_run"]["status_line"]
+
+
+def test_status_cannot_be_combined_with_dry_run_or_force(run_check, gateway):
+    # Tests if --status with --dry-run is refused as a bad command line (and `--stat` is no
+    # abbreviation of it).
+    for args in (("--status", "--dry-run"), ("--status", "--force"), ("--stat",)):
+        check = run_check(*args)
+        assert check.code == 3, args
+        assert "bad command line" in check.stdout
+    assert gateway.requests == []
