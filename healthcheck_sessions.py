@@ -94,6 +94,10 @@ DEFAULT_WORKERS = 4
 
 #: After the kicks, wait this long and list again to see which sessions came back.
 DEFAULT_VERIFY_SECONDS = 30.0
+#: Per-channel series in the metrics file; the rest are counted in the totals.
+DEFAULT_METRICS_MAX_CHANNELS = 5000
+#: Listed entries handled between two looks at the clock (a listing may hold 200,000).
+DEADLINE_CHECK_EVERY = 1000
 #: `--status`: a last run older than this means cron stopped running the script (two missed
 #: 15-minute runs and a margin for a run that takes its whole deadline).
 DEFAULT_STATUS_MAX_AGE_MINUTES = 35.0
@@ -224,6 +228,7 @@ settings (.env beside the script, or --env-file; the environment wins over the f
   HEALTHCHECK_ALERT_COMMAND    a command that gets each alert as JSON on stdin
   HEALTHCHECK_PING_URL         dead man's switch: <url>/start, <url>, <url>/fail
   HEALTHCHECK_METRICS_FILE     Prometheus metrics, rewritten every run (node_exporter textfile)
+  HEALTHCHECK_METRICS_MAX_CHANNELS  per-channel series in the metrics file (default 5000)
   HEALTHCHECK_STATUS_MAX_AGE_MINUTES  --status: a last run older than this is CRITICAL (default 35)
   HEALTHCHECK_QR_RETRY_HOURS   after a QR, kick on runs 2, 4, 8... then this often (default 6)
   HEALTHCHECK_ACTIVITY_DB      database of inbound messages (sqlite:///..., mysql+pymysql://...,
@@ -459,6 +464,7 @@ class Settings:
     starting_grace_minutes: float = DEFAULT_STARTING_GRACE_MINUTES
     silent_action: str = "alert"  # alert | restart
     status_max_age_minutes: float = DEFAULT_STATUS_MAX_AGE_MINUTES
+    metrics_max_channels: int = DEFAULT_METRICS_MAX_CHANNELS
 
     @property
     def lock_file(self) -> Path:
@@ -719,6 +725,8 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
                                       unit="hours", high=24 * 365),
         activity=activity,
         metrics_file=source.path("HEALTHCHECK_METRICS_FILE", None),
+        metrics_max_channels=source.count("HEALTHCHECK_METRICS_MAX_CHANNELS",
+                                          DEFAULT_METRICS_MAX_CHANNELS, 0, 10_000_000),
         status_max_age_minutes=source.seconds("HEALTHCHECK_STATUS_MAX_AGE_MINUTES",
                                               DEFAULT_STATUS_MAX_AGE_MINUTES, unit="minutes",
                                               high=7 * 24 * 60),
@@ -1179,7 +1187,8 @@ class WrapperGateway(Gateway):
         return {"X-Gateway-Secret": key}
 
     def list_sessions(self) -> "Listing":
-        return parse_listing(self.http.list_call("GET", "/api/channels"), self.display_url)
+        return parse_listing(self.http.list_call("GET", "/api/channels"), self.display_url,
+                             self.budget_end)
 
     def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
         path = f"/api/channels/{channel_path(channel.id)}"
@@ -1216,7 +1225,7 @@ class WahaGateway(Gateway):
             raise HealthcheckError("listing sessions: the answer is not a list of sessions; "
                                    "check HEALTHCHECK_GATEWAY_URL and the WAHA version")
         channels, problems = [], []
-        for position, entry in enumerate(data, 1):
+        for position, entry in entries_in_time(data, self.budget_end, "listing sessions"):
             name = checked_id(entry, "name", position, problems)
             if name is None:
                 continue
@@ -1310,7 +1319,7 @@ class EvolutionGateway(Gateway):
             raise HealthcheckError("listing instances: the answer is not a list of instances; "
                                    "check HEALTHCHECK_GATEWAY_URL and the Evolution API version")
         problems, named, seen = [], [], set()
-        for position, row in enumerate(rows, 1):
+        for position, row in entries_in_time(rows, self.budget_end, "listing instances"):
             name = checked_id(row, "name", position, problems)
             if name is not None and name not in seen:
                 seen.add(name)
@@ -1414,7 +1423,7 @@ class WppconnectGateway(Gateway):
             raise HealthcheckError("listing sessions: the answer holds no session list; check "
                                    "HEALTHCHECK_GATEWAY_URL and the WPPConnect-Server version")
         problems, checked = [], {}  # a dict keeps the order and finds duplicates at once
-        for position, value in enumerate(names, 1):
+        for position, value in entries_in_time(names, self.budget_end, "listing sessions"):
             name = checked_id({"name": value}, "name", position, problems)
             if name is not None:
                 checked.setdefault(name, None)
@@ -1584,6 +1593,23 @@ def json_answer(answer: Answer, base: str, what: str):
                                f"valid JSON; check the gateway's logs") from None
 
 
+def entries_in_time(entries: list, budget_end: float, what: str):
+    """Yield (position from 1, entry); raise HealthcheckError when time runs short first.
+
+    Checking 200,000 entries takes seconds, and reporting on them as long again: reading stops
+    once it has taken as long as the time left before `budget_end`, so that the deadline holds
+    whatever the listing's size.
+    """
+    started = time.monotonic()
+    for position, entry in enumerate(entries, 1):
+        if position % DEADLINE_CHECK_EVERY == 0 and \
+                time.monotonic() - started > budget_end - time.monotonic():
+            raise HealthcheckError(f"deadline: no time left in HEALTHCHECK_DEADLINE while "
+                                   f"{what} ({position} of {len(entries)} read, none kicked): "
+                                   f"raise -t for a listing this size", CRITICAL)
+        yield position, entry
+
+
 def checked_id(entry, key: str, position: int, problems: list) -> Optional[str]:
     """Return entry[key] when it is an id fit to request and store, else None (problem added)."""
     value = entry.get(key) if isinstance(entry, dict) else None
@@ -1605,7 +1631,7 @@ def checked_id(entry, key: str, position: int, problems: list) -> Optional[str]:
     return value
 
 
-def parse_listing(answer: Answer, base: str) -> Listing:
+def parse_listing(answer: Answer, base: str, budget_end: float = float("inf")) -> Listing:
     """Return the channels of a GET /api/channels answer, or raise HealthcheckError."""
     data = json_answer(answer, base, "listing channels")
     entries = _find_channel_list(data)
@@ -1615,7 +1641,7 @@ def parse_listing(answer: Answer, base: str) -> Listing:
         raise HealthcheckError(f"listing channels: the answer holds no channel list{hint}; "
                                f"check the gateway version")
     channels, problems, seen = [], [], set()
-    for position, entry in enumerate(entries, 1):
+    for position, entry in entries_in_time(entries, budget_end, "listing channels"):
         field = _entry_id_field(entry)
         channel_id = checked_id(entry, field, position, problems)
         if channel_id is None:
@@ -2054,12 +2080,14 @@ class Report:
         if down:
             parts.append(_fit(f"{len(down)} of {len(self.channels)} channels not connected: ",
                               [f"{quote_untrusted(c.id, 60)} ({c.outcome}"
-                               f"{', ' + c.verified if c.verified else ''})" for c in down],
-                              limit))
+                               f"{', ' + c.verified if c.verified else ''})"
+                               for c in down[:_fit_cap(limit)]], limit, len(down)))
         silent = [c for c in self.channels if c.outcome == "silent"]
         if silent:
             parts.append(_fit(f"{len(silent)} connected but silent (no inbound message for too "
-                              f"long): ", [quote_untrusted(c.id, 60) for c in silent], limit))
+                              f"long): ", [quote_untrusted(c.id, 60)
+                                           for c in silent[:_fit_cap(limit)]],
+                              limit, len(silent)))
         problems = [text for state, text in self.problems if state > OK]
         if problems:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
@@ -2146,19 +2174,28 @@ KICK_OUTCOMES = frozenset({"reconnect_requested", "already_connected", "starting
                            "start_session_requested", "qr_issued", "failed"})
 
 
-def _fit(head: str, items: list[str], limit: int) -> str:
-    """Return head + items joined, cut with "and N more" to stay within `limit` (0: 10 items)."""
+def _fit_cap(limit: int) -> int:
+    """How many items `_fit` can ever show: only those are worth quoting (of 200,000)."""
+    return limit // 2 + 1 if limit else 11
+
+
+def _fit(head: str, items: list[str], limit: int, total: Optional[int] = None) -> str:
+    """Return head + items joined, cut with "and N more" to stay within `limit` (0: 10 items).
+
+    `items` may be the first few of `total`.
+    """
+    total = len(items) if total is None else total
     if not limit:
-        more = f" and {len(items) - 10} more" if len(items) > 10 else ""
+        more = f" and {total - 10} more" if total > 10 else ""
         return head + ", ".join(items[:10]) + more
     text = head
     for index, item in enumerate(items):
-        left = len(items) - index - 1
+        left = total - index - 1
         candidate = text + (", " if index else "") + item
         if index and len(candidate) + (len(f" and {left} more") if left else 0) > limit:
-            return text + f" and {len(items) - index} more"
+            return text + f" and {total - index} more"
         text = candidate
-    return text
+    return text + (f" and {total - len(items)} more" if total > len(items) else "")
 
 
 def _label(value: str) -> str:
@@ -2166,13 +2203,24 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
 
 
-def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
+def metrics_text(report: Report, incidents: dict, now: datetime,
+                 max_channels: int = DEFAULT_METRICS_MAX_CHANNELS) -> str:
     """Return this run's metrics in the Prometheus text format (node_exporter's textfile).
 
     Pure. Channel gauges reflect the channels as this run left them: a kick verified
-    `reconnected` counts as up.
+    `reconnected` counts as up. At most `max_channels` channels get their own series, those
+    that need attention first; the totals count them all.
     """
     out = []
+    needs_attention = [c for c in report.channels if c.down_now or c.outcome == "silent"]
+    shown = (needs_attention + [c for c in report.channels
+                                if not (c.down_now or c.outcome == "silent")])[:max_channels]
+    omitted = len(report.channels) - len(shown)
+    if omitted:
+        # Prometheus and node_exporter slow down with hundreds of thousands of series.
+        out.append(f"# {omitted} of {len(report.channels)} channels have no series of their "
+                   f"own (HEALTHCHECK_METRICS_MAX_CHANNELS={max_channels}); those not "
+                   f"connected come first, the totals count them all\n")
 
     def family(name: str, kind: str, text: str, samples) -> None:
         out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
@@ -2182,16 +2230,16 @@ def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
         return f'{{channel="{_label(quote_untrusted(c.id, MAX_CHANNEL_ID_CHARS))}"}}'
 
     family("whatsapp_session_up", "gauge", "1 when the channel is connected, else 0.",
-           [(channel(c), 0 if c.down_now else 1) for c in report.channels])
+           [(channel(c), 0 if c.down_now else 1) for c in shown])
     family("whatsapp_session_status", "gauge", "The status the gateway lists for the channel.",
            [(f'{{channel="{_label(quote_untrusted(c.id, MAX_CHANNEL_ID_CHARS))}",'
              f'status="{_label(quote_untrusted(c.status or "(none)", 40))}"}}', 1)
-            for c in report.channels])
+            for c in shown])
     family("whatsapp_session_silent", "gauge", "1 when a connected channel has gone silent "
            "(no inbound message for too long).",
-           [(channel(c), int(c.outcome == "silent")) for c in report.channels])
+           [(channel(c), int(c.outcome == "silent")) for c in shown])
     since = []
-    for c in report.channels:
+    for c in shown:
         started = _parse_time((incidents.get(c.id) or {}).get("since"))
         if started is not None:
             since.append((channel(c), f"{started.timestamp():.0f}"))
@@ -2210,6 +2258,14 @@ def metrics_text(report: Report, incidents: dict, now: datetime) -> str:
     family("whatsapp_healthcheck_kicks", "gauge", "Reconnect calls in the last run, by outcome.",
            [(f'{{outcome="{o}"}}', sum(c.outcome == o for c in report.channels))
             for o in outcomes])
+    family("whatsapp_healthcheck_channels", "gauge", "Channels listed by the last run, by "
+           "state; counts every channel, with or without a series of its own.",
+           [('{state="listed"}', len(report.channels)),
+            ('{state="connected"}', sum(not c.down_now for c in report.channels)),
+            ('{state="not_connected"}', sum(c.down_now for c in report.channels)),
+            ('{state="silent"}', sum(c.outcome == "silent" for c in report.channels))])
+    family("whatsapp_healthcheck_channels_omitted", "gauge", "Channels left without a series "
+           "of their own by HEALTHCHECK_METRICS_MAX_CHANNELS.", [("", omitted)])
     return "".join(out)
 
 
@@ -2604,12 +2660,14 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
     report = Report(dry_run=dry_run, gateway=settings.gateway)
     gateway = GATEWAYS[settings.gateway](settings, budget_end)
     activity = state.get("activity") if isinstance(state.get("activity"), dict) else {}
+    cpu_started = time.process_time()
     try:
         listing = gateway.list_sessions()
     except HealthcheckError as exc:
         report.error, report.error_state, report.gateway_failed = \
             name_settings(str(exc), settings), exc.state, True
         return report, activity if settings.activity else None
+    listing_cpu = time.process_time() - cpu_started
     silences = {}
     if settings.activity:
         try:
@@ -2634,17 +2692,22 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         revive_transient=gateway.abilities.revive_transient,
         restart_silent=settings.silent_action == "restart"
         and gateway.abilities.restart_connected)
+    cpu_started = time.process_time()
     plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
                     policy, run.force)
+    # What follows the kicks (incidents, report, state, metrics) costs up to twice the CPU time
+    # that listing and planning took: seconds for 200,000 channels. Keep that much back, so
+    # that the run still ends within the deadline whatever the listing's size.
+    kick_end = budget_end - 2 * (listing_cpu + time.process_time() - cpu_started)
     report.problems[:0] = [(s, name_settings(t, settings)) for s, t in plan.problems]
     report.missing_expected = plan.missing
     jobs = plan.revivals
     if dry_run:
         kicks = [Kick("would_reconnect", "dry run: no reconnect call made") for _ in jobs]
     else:
-        kicks = kick_all(gateway, jobs, settings.workers, budget_end, run.kicked)
+        kicks = kick_all(gateway, jobs, settings.workers, kick_end, run.kicked)
     kicked = [c for c, _ in jobs]
-    verified = verify_kicks(gateway, kicked, settings.verify_seconds, budget_end, report) \
+    verified = verify_kicks(gateway, kicked, settings.verify_seconds, kick_end, report) \
         if kicked and not dry_run else {}
     outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings))
                for c, k in zip(kicked, kicks)}
@@ -3624,7 +3687,8 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
     if settings.metrics_file:
         report.elapsed = time.monotonic() - run.started
         try:
-            write_metrics(settings.metrics_file, metrics_text(report, incidents, now))
+            write_metrics(settings.metrics_file, metrics_text(report, incidents, now,
+                                                              settings.metrics_max_channels))
         except OSError as exc:
             report.problems.append((UNKNOWN, f"cannot write the metrics file "
                                              f"{settings.metrics_file} "

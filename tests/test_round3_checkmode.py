@@ -10,6 +10,8 @@ import os
 import re
 from datetime import datetime, timedelta
 
+from gateway_simulator import Fault
+
 STATE = ("logs", "healthcheck-state.json")
 
 
@@ -156,3 +158,75 @@ def test_status_cannot_be_combined_with_dry_run_or_force(run_check, gateway):
         assert check.code == 3, args
         assert "bad command line" in check.stdout
     assert gateway.requests == []
+
+
+# Item 18: a listing of any size ----------------------------------------------------------------
+
+def _big_listing(count: int, down_every: int = 0) -> bytes:
+    """A pre-encoded wrapper listing: the simulator serves it without building it per request."""
+    entries = [{"id": f"channel-{n:06d}",
+                "status": "disconnected" if down_every and n % down_every == 0 else "connected"}
+               for n in range(count)]
+    return json.dumps({"success": True, "channels": entries}).encode()
+
+
+def test_a_huge_listing_ends_with_the_deadline_line_not_running_on(run_check, gateway, home):
+    # Tests if a listing of 200,000 channels (about 10 MB, within the cap) under a 2-second
+    # deadline ends CRITICAL with the deadline's one line, kicking nothing, instead of checking
+    # every entry past the deadline and reporting OK.
+    gateway.set_fault("list", Fault("response", 200, _big_listing(200_000)))
+    run = run_check("-t", "2")
+    assert run.code == 2, run.stdout[:300]
+    assert run.stdout.startswith("WHATSAPP SESSIONS CRITICAL - deadline: no time left in "
+                                 "HEALTHCHECK_DEADLINE")
+    assert run.first_line.endswith("none kicked): raise -t for a listing this size")
+    assert len(run.stdout.splitlines()) == 1
+    assert gateway.count("qr") == 0
+    assert "Traceback" not in run.stderr
+
+
+def test_metrics_file_keeps_the_channels_not_connected_within_its_limit(run_check, gateway,
+                                                                          tmp_path):
+    # Tests if HEALTHCHECK_METRICS_MAX_CHANNELS bounds the per-channel series, keeping the
+    # channels not connected first, with totals for all and a gauge of how many were left out.
+    gateway.channels.clear()
+    for number in range(6):
+        gateway.add_channel(f"c{number}", "connected" if number % 2 else "disconnected", "qr")
+    metrics = tmp_path / "whatsapp.prom"
+    run = run_check(env={"HEALTHCHECK_METRICS_FILE": str(metrics),
+                         "HEALTHCHECK_METRICS_MAX_CHANNELS": "2"})
+    assert run.code == 2
+    samples = read_metrics(metrics)
+    up = {labels[0][1]: value for (name, labels), value in samples.items()
+          if name == "whatsapp_session_up"}
+    assert up == {"c0": 0, "c2": 0}
+    assert samples[("whatsapp_healthcheck_channels_omitted", ())] == 4
+    assert samples[("whatsapp_healthcheck_channels", (("state", "listed"),))] == 6
+    assert samples[("whatsapp_healthcheck_channels", (("state", "not_connected"),))] == 3
+    assert samples[("whatsapp_healthcheck_channels", (("state", "connected"),))] == 3
+    text = metrics.read_text(encoding="utf-8")
+    assert "# 4 of 6 channels have no series of their own (HEALTHCHECK_METRICS_MAX_CHANNELS=2)" \
+        in text
+
+
+def test_metrics_file_of_a_200000_channel_listing_stays_small(run_check, gateway, tmp_path):
+    # Tests if the default limit (5,000 channels) bounds the metrics file of a huge listing:
+    # 200,000 channels wrote 30 MB before.
+    gateway.set_fault("list", Fault("response", 200, _big_listing(200_000)))
+    metrics = tmp_path / "whatsapp.prom"
+    run = run_check("-t", "120", env={"HEALTHCHECK_METRICS_FILE": str(metrics)}, timeout=180)
+    assert run.code == 0, run.stdout[:300]
+    assert metrics.stat().st_size < 2 * 1024 * 1024
+    samples = read_metrics(metrics)
+    assert samples[("whatsapp_healthcheck_channels_omitted", ())] == 195_000
+    assert samples[("whatsapp_healthcheck_channels", (("state", "listed"),))] == 200_000
+
+
+def read_metrics(path) -> dict:
+    """Every sample of a metrics file, read with the Prometheus client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+    samples = {}
+    for family in text_string_to_metric_families(path.read_text(encoding="utf-8")):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
