@@ -17,7 +17,8 @@ API v2 and WPPConnect-Server (HEALTHCHECK_GATEWAY), each through its own non-des
 Files written (beside this script unless the settings say otherwise):
     logs/healthcheck-sessions.log   one line per event, only in runs with something to say
     logs/healthcheck-sessions.lock  keeps two runs from kicking the same sessions at once
-    logs/healthcheck-state.json     incidents across runs and alerts waiting to be resent
+    logs/healthcheck-state.json     incidents across runs, alerts waiting to be resent, and
+                                    the last run's result (what --status repeats)
     logs/healthcheck-state.json.lock  keeps two configurations off one state file
 All are mode 0600 and never written through a symlink; HEALTHCHECK_METRICS_FILE, if set,
 is 0644 for node_exporter.
@@ -27,6 +28,9 @@ sent to a person (webhook, e-mail, command); a healthchecks.io-style ping notice
 stops running the script at all. With an activity source (a database the panel or the gateway
 already fills with inbound messages), a channel that says "connected" but has stopped receiving
 is reported too: connected is not alive.
+
+Nagios, Icinga or Monit run ``--status``: it repeats the last cron run's result from the state
+file, making no gateway call and writing nothing, and is CRITICAL when cron stopped running.
 
 Exit status (the monitoring-plugin convention, so Nagios/Icinga/Zabbix can run it too):
     0 OK        every channel connected; prints nothing unless --verbose

@@ -66,6 +66,19 @@ def test_status_repeats_the_cron_runs_result_without_gateway_or_database(
     assert os.path.exists(database)
 
 
+def test_status_sends_no_ping_and_no_alert(run_check, gateway, recorder):
+    # Tests if --status, unlike a run, pings nothing and delivers nothing: only cron's run does.
+    gateway.add_channel("orsegups", "qr_required", "qr")
+    urls = {"HEALTHCHECK_PING_URL": recorder.url + "/ping/abcdef012345",
+            "HEALTHCHECK_ALERT_WEBHOOK_URL": recorder.url + "/hook/abcdef012345"}
+    assert run_check(env=urls).code == 2
+    seen = len(recorder.paths())
+    assert seen >= 3  # /start, the alert, /fail
+    check = run_check("--status", env=urls)
+    assert check.code == 2
+    assert len(recorder.paths()) == seen
+
+
 def test_status_after_an_ok_run_is_ok_with_its_status_line(run_check, gateway):
     # Tests if an all-connected cron run (silent on stdout) still leaves an OK for --status.
     cron = run_check()
