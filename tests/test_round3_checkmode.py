@@ -243,3 +243,41 @@ def read_metrics(path) -> dict:
         for sample in family.samples:
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
+
+
+# The pure parts, fed plain data -----------------------------------------------------------------
+
+def _hs():
+    import sys
+
+    from conftest import ROOT
+    sys.path.insert(0, str(ROOT))
+    import healthcheck_sessions
+    return healthcheck_sessions
+
+
+def test_judge_last_run_takes_a_run_from_the_future_as_fresh():
+    # Tests if a clock set back after the run (ended_at ahead of now) is not called stale.
+    hs = _hs()
+    now = datetime(2026, 2, 9, 14, 30).astimezone()
+    last = {"ended_at": (now + timedelta(minutes=5)).isoformat(), "run_id": "abcd1234",
+            "exit_status": 1, "status_line": "WHATSAPP SESSIONS WARNING - x | channels=1;;;0",
+            "details": ["channel x: status disconnected, reconnect_requested: ok"]}
+    state, lines = hs.judge_last_run(last, now, 35)
+    assert state == 1
+    assert lines[0] == last["status_line"]
+    assert lines[2] == last["details"][0]
+    assert hs.judge_last_run(last, now + timedelta(minutes=41), 35)[0] == 2
+
+
+def test_summary_of_200000_channels_down_names_a_few_and_counts_the_rest():
+    # Tests if the summary, built from only the channels it can show, still counts them all.
+    hs = _hs()
+    report = hs.Report(channels=[hs.ChannelReport(f"c{n}", "disconnected", False, "failed")
+                                 for n in range(200_000)])
+    assert report.summary().endswith(" and 199990 more")
+    line = report.status_line().split(" | ", 1)[0]
+    assert len(line) <= 200
+    assert line.startswith("WHATSAPP SESSIONS CRITICAL - 200000 of 200000 channels not "
+                           "connected: c0 (failed), c1 (failed)")
+    assert line.endswith(" more")
