@@ -17,7 +17,8 @@ API v2 and WPPConnect-Server (HEALTHCHECK_GATEWAY), each through its own non-des
 Files written (beside this script unless the settings say otherwise):
     logs/healthcheck-sessions.log   one line per event, only in runs with something to say
     logs/healthcheck-sessions.lock  keeps two runs from kicking the same sessions at once
-    logs/healthcheck-state.json     incidents across runs and alerts waiting to be resent
+    logs/healthcheck-state.json     incidents across runs, alerts waiting to be resent, and
+                                    the last run's result (what --status repeats)
     logs/healthcheck-state.json.lock  keeps two configurations off one state file
 All are mode 0600 and never written through a symlink; HEALTHCHECK_METRICS_FILE, if set,
 is 0644 for node_exporter. Modes are set on the open file, never by name.
@@ -27,6 +28,9 @@ sent to a person (webhook, e-mail, command); a healthchecks.io-style ping notice
 stops running the script at all. With an activity source (a database the panel or the gateway
 already fills with inbound messages), a channel that says "connected" but has stopped receiving
 is reported too: connected is not alive.
+
+Nagios, Icinga or Monit run ``--status``: it repeats the last cron run's result from the state
+file, making no gateway call and writing nothing, and is CRITICAL when cron stopped running.
 
 Exit status (the monitoring-plugin convention, so Nagios/Icinga/Zabbix can run it too):
     0 OK        every channel connected; prints nothing unless --verbose
@@ -96,6 +100,15 @@ DEFAULT_WORKERS = 4
 
 #: After the kicks, wait this long and list again to see which sessions came back.
 DEFAULT_VERIFY_SECONDS = 30.0
+#: Per-channel series in the metrics file; the rest are counted in the totals.
+DEFAULT_METRICS_MAX_CHANNELS = 5000
+#: Listed entries handled between two looks at the clock (a listing may hold 200,000).
+DEADLINE_CHECK_EVERY = 1000
+#: `--status`: a last run older than this means cron stopped running the script (two missed
+#: 15-minute runs and a margin for a run that takes its whole deadline).
+DEFAULT_STATUS_MAX_AGE_MINUTES = 35.0
+#: `--status` repeats this many of the last run's detail lines (Nagios long output).
+MAX_STATUS_DETAIL_LINES = 20
 #: A channel (or the gateway) down this many runs in a row reaches a person: ~30 min at */15.
 DEFAULT_ALERT_AFTER = 2
 #: While an incident lasts, a reminder goes out this often.
@@ -265,6 +278,8 @@ settings (.env beside the script, or --env-file; the environment wins over the f
   HEALTHCHECK_ALERT_COMMAND    a command that gets each alert as JSON on stdin
   HEALTHCHECK_PING_URL         dead man's switch: <url>/start, <url>, <url>/fail
   HEALTHCHECK_METRICS_FILE     Prometheus metrics, rewritten every run (node_exporter textfile)
+  HEALTHCHECK_METRICS_MAX_CHANNELS  per-channel series in the metrics file (default 5000)
+  HEALTHCHECK_STATUS_MAX_AGE_MINUTES  --status: a last run older than this is CRITICAL (default 35)
   HEALTHCHECK_QR_RETRY_HOURS   after a QR, kick on runs 2, 4, 8... then this often (default 6)
   HEALTHCHECK_FLAP_DROPS       repaired drops within 24 h that make a channel flapping (default 4;
                                0 off): one alert, a daily reminder, resolved after 24 h calm
@@ -564,6 +579,8 @@ class Settings:
     key_setting: str = "WPP_GATEWAY_SECRET"
     starting_grace_minutes: float = DEFAULT_STARTING_GRACE_MINUTES
     silent_action: str = "alert"  # alert | restart
+    status_max_age_minutes: float = DEFAULT_STATUS_MAX_AGE_MINUTES
+    metrics_max_channels: int = DEFAULT_METRICS_MAX_CHANNELS
 
     @property
     def lock_file(self) -> Path:
@@ -849,6 +866,11 @@ def load_settings(env_file: Optional[Path] = None, environ=None) -> Settings:
         flap_drops=source.count("HEALTHCHECK_FLAP_DROPS", DEFAULT_FLAP_DROPS, 0, 100),
         activity=activity,
         metrics_file=source.path("HEALTHCHECK_METRICS_FILE", None),
+        metrics_max_channels=source.count("HEALTHCHECK_METRICS_MAX_CHANNELS",
+                                          DEFAULT_METRICS_MAX_CHANNELS, 0, 10_000_000),
+        status_max_age_minutes=source.seconds("HEALTHCHECK_STATUS_MAX_AGE_MINUTES",
+                                              DEFAULT_STATUS_MAX_AGE_MINUTES, unit="minutes",
+                                              high=7 * 24 * 60),
     )
 
 
@@ -1417,7 +1439,8 @@ class WrapperGateway(Gateway):
         return hint
 
     def list_sessions(self) -> "Listing":
-        return parse_listing(self.http.list_call("GET", "/api/channels"), self.display_url)
+        return parse_listing(self.http.list_call("GET", "/api/channels"), self.display_url,
+                             self.budget_end)
 
     def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
         path = f"/api/channels/{channel_path(channel.id)}"
@@ -1456,7 +1479,7 @@ class WahaGateway(Gateway):
             raise HealthcheckError("listing sessions: the answer is not a list of sessions; "
                                    "check HEALTHCHECK_GATEWAY_URL and the WAHA version")
         channels, problems = [], []
-        for position, entry in enumerate(data, 1):
+        for position, entry in entries_in_time(data, self.budget_end, "listing sessions"):
             name = checked_id(entry, "name", position, problems)
             if name is None:
                 continue
@@ -1563,7 +1586,7 @@ class EvolutionGateway(Gateway):
             raise HealthcheckError("listing instances: the answer is not a list of instances; "
                                    "check HEALTHCHECK_GATEWAY_URL and the Evolution API version")
         problems, named, seen = [], [], set()
-        for position, row in enumerate(rows, 1):
+        for position, row in entries_in_time(rows, self.budget_end, "listing instances"):
             name = checked_id(row, "name", position, problems)
             if name is not None and name not in seen:
                 seen.add(name)
@@ -1683,7 +1706,7 @@ class WppconnectGateway(Gateway):
             raise HealthcheckError("listing sessions: the answer holds no session list; check "
                                    "HEALTHCHECK_GATEWAY_URL and the WPPConnect-Server version")
         problems, checked = [], {}  # a dict keeps the order and finds duplicates at once
-        for position, value in enumerate(names, 1):
+        for position, value in entries_in_time(names, self.budget_end, "listing sessions"):
             name = checked_id({"name": value}, "name", position, problems)
             if name is not None:
                 checked.setdefault(name, None)
@@ -1885,6 +1908,23 @@ def json_answer(answer: Answer, base: str, what: str):
                                f"valid JSON; check the gateway's logs") from None
 
 
+def entries_in_time(entries: list, budget_end: float, what: str):
+    """Yield (position from 1, entry); raise HealthcheckError when time runs short first.
+
+    Checking 200,000 entries takes seconds, and reporting on them as long again: reading stops
+    once it has taken as long as the time left before `budget_end`, so that the deadline holds
+    whatever the listing's size.
+    """
+    started = time.monotonic()
+    for position, entry in enumerate(entries, 1):
+        if position % DEADLINE_CHECK_EVERY == 0 and \
+                time.monotonic() - started > budget_end - time.monotonic():
+            raise HealthcheckError(f"deadline: no time left in HEALTHCHECK_DEADLINE while "
+                                   f"{what} ({position} of {len(entries)} read, none kicked): "
+                                   f"raise -t for a listing this size", CRITICAL)
+        yield position, entry
+
+
 def checked_id(entry, key: str, position: int, problems: list) -> Optional[str]:
     """Return entry[key] when it is an id fit to request and store, else None (problem added)."""
     value = entry.get(key) if isinstance(entry, dict) else None
@@ -1906,7 +1946,7 @@ def checked_id(entry, key: str, position: int, problems: list) -> Optional[str]:
     return value
 
 
-def parse_listing(answer: Answer, base: str) -> Listing:
+def parse_listing(answer: Answer, base: str, budget_end: float = float("inf")) -> Listing:
     """Return the channels of a GET /api/channels answer, or raise HealthcheckError."""
     data = json_answer(answer, base, "listing channels")
     entries = _find_channel_list(data)
@@ -1916,7 +1956,7 @@ def parse_listing(answer: Answer, base: str) -> Listing:
         raise HealthcheckError(f"listing channels: the answer holds no channel list{hint}; "
                                f"check the gateway version")
     channels, problems, seen = [], [], set()
-    for position, entry in enumerate(entries, 1):
+    for position, entry in entries_in_time(entries, budget_end, "listing channels"):
         field = _entry_id_field(entry)
         channel_id = checked_id(entry, field, position, problems)
         if channel_id is None:
@@ -2610,8 +2650,8 @@ class Report:
         if down:
             parts.append(_fit(f"{len(down)} of {len(self.channels)} channels not connected: ",
                               [f"{quote_untrusted(c.id, 60)} ({c.outcome}"
-                               f"{', ' + c.verified if c.verified else ''})" for c in down],
-                              limit))
+                               f"{', ' + c.verified if c.verified else ''})"
+                               for c in down[:_fit_cap(limit)]], limit, len(down)))
         unknown = [c for c in self.channels if c.outcome == "unknown"]
         if unknown:
             parts.append(_fit(f"status unknown this run for {len(unknown)}: ",
@@ -2619,7 +2659,9 @@ class Report:
         silent = [c for c in self.channels if c.outcome == "silent"]
         if silent:
             parts.append(_fit(f"{len(silent)} connected but silent (no inbound message for too "
-                              f"long): ", [quote_untrusted(c.id, 60) for c in silent], limit))
+                              f"long): ", [quote_untrusted(c.id, 60)
+                                           for c in silent[:_fit_cap(limit)]],
+                              limit, len(silent)))
         problems = [text for state, text in self.problems if state > OK]
         if problems:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
@@ -2721,19 +2763,28 @@ KICK_OUTCOMES = frozenset({"reconnect_requested", "already_connected", "starting
 PERSON_OUTCOMES = frozenset({"qr_issued", "restart_gateway"})
 
 
-def _fit(head: str, items: list[str], limit: int) -> str:
-    """Return head + items joined, cut with "and N more" to stay within `limit` (0: 10 items)."""
+def _fit_cap(limit: int) -> int:
+    """How many items `_fit` can ever show: only those are worth quoting (of 200,000)."""
+    return limit // 2 + 1 if limit else 11
+
+
+def _fit(head: str, items: list[str], limit: int, total: Optional[int] = None) -> str:
+    """Return head + items joined, cut with "and N more" to stay within `limit` (0: 10 items).
+
+    `items` may be the first few of `total`.
+    """
+    total = len(items) if total is None else total
     if not limit:
-        more = f" and {len(items) - 10} more" if len(items) > 10 else ""
+        more = f" and {total - 10} more" if total > 10 else ""
         return head + ", ".join(items[:10]) + more
     text = head
     for index, item in enumerate(items):
-        left = len(items) - index - 1
+        left = total - index - 1
         candidate = text + (", " if index else "") + item
         if index and len(candidate) + (len(f" and {left} more") if left else 0) > limit:
-            return text + f" and {len(items) - index} more"
+            return text + f" and {total - index} more"
         text = candidate
-    return text
+    return text + (f" and {total - len(items)} more" if total > len(items) else "")
 
 
 def _label(value: str) -> str:
@@ -2806,13 +2857,15 @@ def remembered_channels(previous, report: Report, now: datetime) -> dict:
 
 
 def metrics_text(report: Report, incidents: dict, now: datetime,
-                 remembered: Optional[dict] = None) -> str:
+                 remembered: Optional[dict] = None,
+                 max_channels: int = DEFAULT_METRICS_MAX_CHANNELS) -> str:
     """Return this run's metrics in the Prometheus text format (node_exporter's textfile).
 
     Pure. Channel gauges reflect the channels as this run left them: a kick verified
     `reconnected` counts as up. When this run could not list them, they are the last known
     values (`remembered`, from remembered_channels): a series that vanished would clear a
-    firing alert and restart its `for:` wait.
+    firing alert and restart its `for:` wait. At most `max_channels` channels get their own
+    series, those that need attention first; the totals count them all.
     """
     out = []
 
@@ -2830,22 +2883,30 @@ def metrics_text(report: Report, incidents: dict, now: datetime,
     else:
         gauges = [(key, value["up"], value["silent"], value["status"], value["seen_at"])
                   for key, value in (remembered or {}).items()]
-    names = series_names([key for key, _, _, _, _ in gauges])
+    # Prometheus and node_exporter slow down with hundreds of thousands of series: those that
+    # need attention get theirs first.
+    shown = sorted(gauges, key=lambda g: not (g[1] == 0 or g[2] == 1))[:max(max_channels, 0)]
+    omitted = len(gauges) - len(shown)
+    if omitted:
+        out.append(f"# {omitted} of {len(gauges)} channels have no series of their own "
+                   f"(HEALTHCHECK_METRICS_MAX_CHANNELS={max_channels}); those not connected "
+                   f"come first, the totals count them all\n")
+    names = series_names([key for key, _, _, _, _ in shown])
     # HEALTHCHECK_IGNORE_CHANNELS: stopped on purpose, so no "down" series for an alert rule.
     ignored = {c.id for c in report.channels if c.action == "ignored"}
     family("whatsapp_session_up", "gauge", "1 when the channel is connected, else 0.",
-           [(channel(key), up) for key, up, _, _, _ in gauges if key not in ignored])
+           [(channel(key), up) for key, up, _, _, _ in shown if key not in ignored])
     family("whatsapp_session_status", "gauge", "The status the gateway lists for the channel.",
            [(f'{channel(key)[:-1]},status="{_label(quote_untrusted(status, 40))}"}}', 1)
-            for key, _, _, status, _ in gauges])
+            for key, _, _, status, _ in shown])
     family("whatsapp_session_silent", "gauge", "1 when a connected channel has gone silent "
            "(no inbound message for too long).",
-           [(channel(key), silent) for key, _, silent, _, _ in gauges])
+           [(channel(key), silent) for key, _, silent, _, _ in shown])
     family("whatsapp_session_last_seen_timestamp_seconds", "gauge",
            "When the gateway last listed the channel (the other series are as of then).",
-           [(channel(key), seen_at) for key, _, _, _, seen_at in gauges])
+           [(channel(key), seen_at) for key, _, _, _, seen_at in shown])
     since = []
-    for key, _, _, _, _ in gauges:
+    for key, _, _, _, _ in shown:
         started = _parse_time((incidents.get(key) or {}).get("since"))
         if started is not None:
             since.append((channel(key), f"{started.timestamp():.0f}"))
@@ -2864,6 +2925,14 @@ def metrics_text(report: Report, incidents: dict, now: datetime,
     family("whatsapp_healthcheck_kicks", "gauge", "Reconnect calls in the last run, by outcome.",
            [(f'{{outcome="{o}"}}', sum(c.outcome == o for c in report.channels))
             for o in outcomes])
+    family("whatsapp_healthcheck_channels", "gauge", "Channels listed by the last run, by "
+           "state; counts every channel, with or without a series of its own.",
+           [('{state="listed"}', len(report.channels)),
+            ('{state="connected"}', sum(not c.down_now for c in report.channels)),
+            ('{state="not_connected"}', sum(c.down_now for c in report.channels)),
+            ('{state="silent"}', sum(c.outcome == "silent" for c in report.channels))])
+    family("whatsapp_healthcheck_channels_omitted", "gauge", "Channels left without a series "
+           "of their own by HEALTHCHECK_METRICS_MAX_CHANNELS.", [("", omitted)])
     return "".join(out)
 
 
@@ -3395,12 +3464,14 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
     report = Report(dry_run=dry_run, gateway=settings.gateway)
     gateway = GATEWAYS[settings.gateway](settings, budget_end)
     activity = state.get("activity") if isinstance(state.get("activity"), dict) else {}
+    cpu_started = time.process_time()
     try:
         listing = gateway.list_sessions()
     except HealthcheckError as exc:
         report.error, report.error_state, report.gateway_failed = \
             name_settings(str(exc), settings), exc.state, True
         return report, activity if settings.activity else None
+    listing_cpu = time.process_time() - cpu_started
     told_apart = describe_told_apart(series_names([c.id for c in listing.channels]))
     if told_apart:
         report.notes.append((WARNING, told_apart))
@@ -3418,18 +3489,23 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
             return [(c, Kick("would_reconnect", "dry run: no reconnect call made"))
                     for c, _ in jobs]
         return list(zip([c for c, _ in jobs],
-                        kick_all(gateway, jobs, settings.workers, budget_end, run.kicked)))
+                        kick_all(gateway, jobs, settings.workers, kick_end, run.kicked)))
 
     # The gateway part (revive, verify) comes before the activity read, on the deadline's full
     # budget: a slow or locked activity database must never starve a reconnect. Silences only
     # concern connected channels, so this plan's revivals are the final plan's, less the
     # restarts of silent channels.
+    cpu_started = time.process_time()
     plan = plan_run(listing, settings.expected_channels, state["incidents"], {}, now,
                     policy, run.force)
+    # What follows the kicks (incidents, report, state, metrics) costs up to twice the CPU time
+    # that listing and planning took: seconds for 200,000 channels. Keep that much back, so
+    # that the run still ends within the deadline whatever the listing's size.
+    kick_end = budget_end - 2 * (listing_cpu + time.process_time() - cpu_started)
     kicks = revive(plan.revivals)
     made = [c for c, k in kicks if k.outcome in KICK_OUTCOMES]
     relisted: dict[str, Channel] = {}
-    verified = verify_kicks(gateway, made, settings.verify_seconds, budget_end, report,
+    verified = verify_kicks(gateway, made, settings.verify_seconds, kick_end, report,
                             relisted) if made and not dry_run else {}
     # What a revive came to, by the status read after it; one that the second listing shows
     # asking for a person is reported with its status now, so the QR backoff starts from it.
@@ -4055,6 +4131,93 @@ def _join_watchdog_incidents(data: dict) -> dict:
     return data
 
 
+def last_run_record(report: Report, run_id: str, ended: datetime) -> dict:
+    """Return what `--status` repeats of this run: its status line, perfdata and details."""
+    details = [text.replace("|", "/")[:MAX_STATUS_LINE_CHARS * 2]
+               for _, text in report.lines()[1:MAX_STATUS_DETAIL_LINES + 1]]
+    return {"ended_at": ended.isoformat(timespec="seconds"), "run_id": run_id,
+            "exit_status": report.state, "status_line": report.status_line(),
+            "details": details}
+
+
+def read_last_run(path: Path) -> dict:
+    """Return the last finished run recorded in the state file, or raise HealthcheckError.
+
+    Read-only and lock-free, so a check never waits for the cron run nor makes it wait: the
+    cron run replaces the file by a rename, so what is read is always a whole file.
+    """
+    import stat
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise HealthcheckError(f"the cron run has not run yet: there is no state file {path}; "
+                               f"check the crontab line, and that --status reads the same "
+                               f".env as the cron run", UNKNOWN) from None
+    except OSError as exc:
+        raise HealthcheckError(f"cannot read the state file {path} "
+                               f"({exc.strerror or type(exc).__name__}): run --status as the "
+                               f"user the cron run runs as (sudo -u), with the same .env",
+                               UNKNOWN) from None
+    with os.fdopen(handle, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise HealthcheckError(f"the state file {path} is not a regular file; the cron "
+                                   f"run reports it in its own output", UNKNOWN)
+        raw = stream.read(MAX_STATE_BYTES + 1)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        data = None
+    last = data.get("last_run") if isinstance(data, dict) else None
+    if (not isinstance(last, dict) or not isinstance(last.get("status_line"), str)
+            or last.get("exit_status") not in STATE_NAMES
+            or _parse_time(last.get("ended_at")) is None):
+        raise HealthcheckError(f"the state file {path} holds no finished run yet (a run of an "
+                               f"earlier version wrote it, or it is unreadable): wait for the "
+                               f"next cron run, and read the log if this lasts", UNKNOWN)
+    return last
+
+
+def judge_last_run(last: dict, now: datetime, max_age_minutes: float) -> tuple[int, list[str]]:
+    """Return `--status`'s exit status and lines: the last run's own, or CRITICAL when stale.
+
+    Pure: the record `read_last_run` returned, the time and the allowed age in.
+    """
+    ended = _parse_time(last["ended_at"])
+    age = max((now - ended).total_seconds(), 0.0)
+    text = last["status_line"].split(" | ", 1)[0]
+    if age > max_age_minutes * 60:
+        line = (f"WHATSAPP SESSIONS CRITICAL - no cron run has finished for {age / 60:.0f} min "
+                f"(HEALTHCHECK_STATUS_MAX_AGE_MINUTES is {max_age_minutes:g}): cron no longer "
+                f"runs the script, or its runs are killed before they end; check the crontab "
+                f"and the log")
+        return CRITICAL, [f"{line} | age={age:.0f}s;;{max_age_minutes * 60:.0f};0",
+                          f"last result, at {last['ended_at']}: {text}"]
+    return last["exit_status"], [
+        last["status_line"],
+        f"last cron run {quote_untrusted(last.get('run_id') or '?', 20)} ended at "
+        f"{last['ended_at']} ({age / 60:.0f} min ago); this check made no gateway call",
+        *[d for d in last.get("details") or [] if isinstance(d, str)][:MAX_STATUS_DETAIL_LINES]]
+
+
+def show_status(settings: Settings, output: "_Output") -> int:
+    """`--status`: print what the last cron run found; return its exit status (or why not)."""
+    now = datetime.now().astimezone()
+    try:
+        last = read_last_run(settings.state_path)
+    except HealthcheckError as exc:
+        state, last = exc.state, None
+        lines = [f"WHATSAPP SESSIONS {STATE_NAMES[state]} - {exc}"]
+    else:
+        state, lines = judge_last_run(last, now, settings.status_max_age_minutes)
+    if output.as_json:
+        print(json.dumps(_redact_tree({"state": STATE_NAMES[state], "exit_code": state,
+                                       "lines": lines, "last_run": last}, output.redact),
+                         ensure_ascii=True), flush=True)
+    else:
+        print(output.redact("\n".join(clean_text(line) for line in lines)), flush=True)
+    return state
+
+
 def _redact_values(value, redact: Redactor):
     """Return a JSON-ready value with every string value redacted; keys (channel ids) kept."""
     if isinstance(value, str):
@@ -4398,8 +4561,18 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="this run's deadline in seconds, overriding HEALTHCHECK_DEADLINE; "
                              "set it below the timeout of whatever runs the script (Nagios "
                              "service_check_timeout, Monit)")
+    parser.add_argument("--status", action="store_true",
+                        help="only repeat what the last cron run found, read from its state "
+                             "file (no gateway call, no database, no lock, nothing written); "
+                             "CRITICAL when no run finished within "
+                             "HEALTHCHECK_STATUS_MAX_AGE_MINUTES: the check for Nagios, Icinga "
+                             "and Monit")
     parser.add_argument("--version", "-V", action="version", version=f"%(prog)s {__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.status and (args.dry_run or args.force):
+        parser.error("--status only reads the last run; it cannot be combined with "
+                     "--dry-run or --force")
+    return args
 
 
 def _new_run_id() -> str:
@@ -4498,7 +4671,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                        f"seconds above 0, got {args.timeout:g} (see --help)")
             settings = dataclasses.replace(settings, deadline=args.timeout)
     except HealthcheckError as exc:
-        dry_run = "--dry-run" in raw_args
+        # --status writes nothing either: no log line, no ping.
+        dry_run = "--dry-run" in raw_args or "--status" in raw_args
         report = Report(error=str(exc), error_state=exc.state, dry_run=dry_run)
         # No settings, so the log named in them may be unknown: log where it most likely is.
         fallback = _fallback_settings(args.env_file if args else None)
@@ -4509,6 +4683,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return report.state
     global _untrusted_redactor
     output.redact = _untrusted_redactor = settings.redact
+    if args.status:
+        return show_status(settings, output)
 
     hard_end = started + settings.deadline
     run = RunContext(run_id=run_id, started=started, hard_end=hard_end,
@@ -4701,6 +4877,9 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
         new_state = {"version": STATE_VERSION, "updated_at": now.isoformat(timespec="seconds"),
                      "incidents": incidents, "pending_alerts": pending,
                      "warned": [_digest(text) for text in warnings]}
+        report.elapsed = time.monotonic() - run.started
+        new_state["last_run"] = last_run_record(report, run.run_id,
+                                                datetime.now().astimezone())
         if activity is not None:
             new_state["activity"] = activity
         if flaps:
@@ -4719,7 +4898,8 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
         report.elapsed = time.monotonic() - run.started
         try:
             write_metrics(settings.metrics_file, metrics_text(report, incidents, now,
-                                                              remembered))
+                                                              remembered,
+                                                              settings.metrics_max_channels))
         except OSError as exc:
             report.problems.append((UNKNOWN, f"cannot write the metrics file "
                                              f"{settings.metrics_file} "
