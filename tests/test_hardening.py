@@ -14,7 +14,8 @@ from conftest import ROOT, SECRET, write_env
 from gateway_simulator import Fault, json_fault
 
 sys.path.insert(0, str(ROOT))
-import healthcheck_sessions as hs
+from healthcheck.cli import main
+from healthcheck.settings import Settings, SmtpSettings, setup_warnings
 
 
 def state_of(home) -> dict:
@@ -89,8 +90,8 @@ def _failing_main(monkeypatch, home, gateway, env, runs):
     def bug(*args, **kwargs):
         raise ZeroDivisionError("a bug nobody found yet")
 
-    monkeypatch.setattr(hs, "parse_listing", bug)
-    return [hs.main(["--env-file", str(home / ".env")]) for _ in range(runs)]
+    monkeypatch.setattr("healthcheck.gateways.wrapper.parse_listing", bug)
+    return [main(["--env-file", str(home / ".env")]) for _ in range(runs)]
 
 
 def test_unexpected_exception_is_unknown_logged_and_still_alerts(monkeypatch, capsys, home,
@@ -327,12 +328,12 @@ def test_dot_ids_are_refused_and_never_requested(run_check, gateway, dots):
 
 
 def test_secrets_sent_in_clear_are_warned_about():
-    smtp = hs.SmtpSettings(host="smtp.example.com", port=587, user="u", password="pw-0123456",
+    smtp = SmtpSettings(host="smtp.example.com", port=587, user="u", password="pw-0123456",
                            sender="a@b", recipients=("c@d",), tls="off")
-    settings = hs.Settings(base_url="http://gw.example.com:8443", secret="x" * 10,
+    settings = Settings(base_url="http://gw.example.com:8443", secret="x" * 10,
                            secrets_to_hide=(), smtp=smtp)
-    warnings = " ".join(hs.setup_warnings(settings))
+    warnings = " ".join(setup_warnings(settings))
     assert "crosses the network in clear on every run" in warnings
     assert "the SMTP password crosses the network in clear" in warnings
-    local = hs.Settings(base_url="http://127.0.0.1:8443", secret="x" * 10, secrets_to_hide=())
-    assert hs.setup_warnings(local) == []
+    local = Settings(base_url="http://127.0.0.1:8443", secret="x" * 10, secrets_to_hide=())
+    assert setup_warnings(local) == []

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(ROOT))
-import healthcheck_sessions
+from healthcheck.cli import main
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -62,7 +62,7 @@ def test_arbitrary_json_list_never_breaks_the_check(shared_gateway, tmp_path_fac
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         # In-process, so an unexpected exception fails the test with its traceback.
-        code = healthcheck_sessions.main(["--json", "--env-file",
+        code = main(["--json", "--env-file",
                                           str(env_for(folder, shared_gateway.url))])
     assert 0 <= code <= 3
     report = json.loads(out.getvalue())

@@ -7,10 +7,13 @@ from datetime import datetime, timedelta, timezone
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
-import healthcheck_sessions as hs
+from healthcheck.incidents import AlertPolicy, plan_incidents
+from healthcheck.model import Channel, ChannelReport, Listing
+from healthcheck.plan import PlanPolicy, plan_run, qr_kick_due
+from healthcheck.report import Report
 
 START = datetime(2026, 2, 9, 14, 30, tzinfo=timezone(timedelta(hours=-3)))
-POLICY = hs.AlertPolicy(alert_after=2, repeat_hours=6)
+POLICY = AlertPolicy(alert_after=2, repeat_hours=6)
 
 
 def kicked_runs(runs: int, status_at=lambda run: "qr_required", retry_hours=6.0) -> list[int]:
@@ -19,16 +22,16 @@ def kicked_runs(runs: int, status_at=lambda run: "qr_required", retry_hours=6.0)
     for run in range(1, runs + 1):
         now = START + timedelta(minutes=15 * (run - 1))
         status = status_at(run)
-        listing = hs.Listing([hs.Channel("imobsites", status)], [])
-        plan = hs.plan_run(listing, (), incidents, {}, now,
-                           hs.PlanPolicy(qr_retry_hours=retry_hours), force=False)
+        listing = Listing([Channel("imobsites", status)], [])
+        plan = plan_run(listing, (), incidents, {}, now,
+                           PlanPolicy(qr_retry_hours=retry_hours), force=False)
         [entry] = plan.channels
         outcome = "qr_issued" if entry.action == "kick" else "qr_pending"
         if entry.action == "kick":
             kicked.append(run)
-        report = hs.Report(channels=[hs.ChannelReport("imobsites", status, False, outcome,
+        report = Report(channels=[ChannelReport("imobsites", status, False, outcome,
                                                       entry.detail)])
-        incidents, _, _ = hs.plan_incidents(incidents, report, now, POLICY)
+        incidents, _, _ = plan_incidents(incidents, report, now, POLICY)
     return kicked
 
 
@@ -47,7 +50,7 @@ def test_a_qr_waiting_channel_says_when_it_will_be_kicked():
                                "last_status": "qr_required", "last_kick_outcome": "qr_issued",
                                "last_kick_run": 2, "qr_since_run": 1,
                                "last_kick_at": START.isoformat()}}
-    due, why = hs.qr_kick_due(incidents["imobsites"], "qr_required",
+    due, why = qr_kick_due(incidents["imobsites"], "qr_required",
                               START + timedelta(minutes=15), 6)
     assert not due
     assert "next kick on run 4 of the incident or at 2026-02-09 20:30" in why
@@ -58,10 +61,10 @@ def test_force_kicks_whatever_the_schedule():
     incidents = {"imobsites": {"runs_down": 2, "last_status": "qr_required",
                                "last_kick_outcome": "qr_issued", "last_kick_run": 2,
                                "qr_since_run": 1, "last_kick_at": START.isoformat()}}
-    listing = hs.Listing([hs.Channel("imobsites", "qr_required")], [])
-    assert hs.plan_run(listing, (), incidents, {}, START, hs.PlanPolicy(), force=True).channels[0].action \
+    listing = Listing([Channel("imobsites", "qr_required")], [])
+    assert plan_run(listing, (), incidents, {}, START, PlanPolicy(), force=True).channels[0].action \
         == "kick"
-    assert hs.plan_run(listing, (), incidents, {}, START, hs.PlanPolicy(), force=False).channels[0].action \
+    assert plan_run(listing, (), incidents, {}, START, PlanPolicy(), force=False).channels[0].action \
         == "wait_qr"
 
 
@@ -69,7 +72,7 @@ def test_other_outcomes_are_kicked_every_run():
     incident = {"runs_down": 5, "last_status": "disconnected",
                 "last_kick_outcome": "reconnect_requested", "last_kick_run": 5,
                 "last_kick_at": START.isoformat()}
-    assert hs.qr_kick_due(incident, "disconnected", START, 6) == (True, "")
+    assert qr_kick_due(incident, "disconnected", START, 6) == (True, "")
 
 
 # -- the real script ------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ import pytest
 from conftest import ROOT, SECRET, free_port, make_self_signed_certificate, write_env
 
 sys.path.insert(0, str(ROOT))
-import healthcheck_sessions as hs
+from healthcheck.errors import HealthcheckError
+from healthcheck.notify import webhook_kind
+from healthcheck.settings import Settings, SmtpSettings, load_settings, setup_warnings
 
 #: Outside text that tries to start a line of its own in the alert.
 FORGING_ID = "evil\n- imobsites: reconnected, all fine"
@@ -202,7 +204,7 @@ def smtp_of(tmp_path, **values: str):
     write_env(env_file, {"WPP_GATEWAY_BASE_URL": "https://gw.example.com",
                          "WPP_GATEWAY_SECRET": SECRET, "HEALTHCHECK_SMTP_HOST": "smtp.example.com",
                          "HEALTHCHECK_SMTP_TO": "ops@example.com", **values})
-    return hs.load_settings(env_file, environ={}).smtp
+    return load_settings(env_file, environ={}).smtp
 
 
 @pytest.mark.parametrize("values, tls, port", [
@@ -231,7 +233,7 @@ def test_smtp_tls_mode_and_port_defaults(tmp_path, values, tls, port):
      "HEALTHCHECK_SMTP_CA_BUNDLE names /nonexistent/ca.pem, which is not a file"),
 ])
 def test_bad_smtp_tls_settings_are_one_clear_error(tmp_path, values, message):
-    with pytest.raises(hs.HealthcheckError) as error:
+    with pytest.raises(HealthcheckError) as error:
         smtp_of(tmp_path, **values)
     assert str(error.value).startswith(message)
 
@@ -240,13 +242,13 @@ def test_bad_smtp_tls_settings_are_one_clear_error(tmp_path, values, message):
     ("off", 25, True), ("off", 465, True), ("starttls", 587, False), ("ssl", 465, False),
     ("starttls", 465, False)])
 def test_clear_text_warning_follows_the_tls_mode_not_the_port(tls, port, warned):
-    smtp = hs.SmtpSettings(host="smtp.example.com", port=port, user="u", password="pw-0123456",
+    smtp = SmtpSettings(host="smtp.example.com", port=port, user="u", password="pw-0123456",
                            sender="a@b", recipients=("c@d",), tls=tls)
-    settings = hs.Settings(base_url="https://gw.example.com", secret="x" * 10,
+    settings = Settings(base_url="https://gw.example.com", secret="x" * 10,
                            secrets_to_hide=(), smtp=smtp)
     expected = ["HEALTHCHECK_SMTP_TLS is off: the SMTP password crosses the network in clear; "
                 "set HEALTHCHECK_SMTP_TLS=starttls (ssl on port 465)"] if warned else []
-    assert hs.setup_warnings(settings) == expected
+    assert setup_warnings(settings) == expected
 
 
 # -- 7. webhook text that renders as plain text --------------------------------------------------
@@ -299,4 +301,4 @@ def test_slack_webhook_text_is_plain_and_escaped_by_slacks_rule(run_check, gatew
     ("https://example.com/any/receiver", "markdown"),
 ])
 def test_webhook_kind_is_read_from_its_url(url, kind):
-    assert hs.webhook_kind(url) == kind
+    assert webhook_kind(url) == kind

@@ -13,7 +13,7 @@ from conftest import FAST_SETTINGS, ROOT, SECRET, write_env
 from gateway_simulator import json_fault
 
 sys.path.insert(0, str(ROOT))
-import healthcheck_sessions as hs
+from healthcheck.text import Redactor, series_names
 
 #: Runs the script as cron would, with an audit hook that plays the neighbour who can write to the
 #: metrics folder: at the moment the script sets a mode (by name or on a descriptor), it swaps the
@@ -216,7 +216,7 @@ def test_a_listed_id_cannot_take_a_digested_name():
     digest = hashlib.sha256(raw.encode()).hexdigest()
     ids = [raw, "abc\u200c", "abc?", f"abc?~{digest[:8]}", f"abc?~{digest[:16]}",
            f"abc?~{digest}"]
-    names = hs.series_names(ids)
+    names = series_names(ids)
     assert len(set(names.values())) == len(ids)
     for clean in ids[2:]:
         assert names[clean] == clean  # an id cleaning leaves alone keeps its name
@@ -267,16 +267,16 @@ def test_a_password_that_is_a_word_hides_only_itself(run_check, gateway):
 
 
 def test_word_rule_in_process():
-    redact = hs.Redactor(["Test", "Sup3rS3cretValue99"])
+    redact = Redactor(["Test", "Sup3rS3cretValue99"])
     assert redact("TESTING the test; Test. mytest test1") == "TESTING the ***; ***. mytest test1"
     assert redact("xSup3rS3cretValue99y") == "x***y"  # a token is no word: hidden glued in
     assert redact("a S3cretValue b") == "a *** b"  # and in part
-    assert hs.Redactor(["password"])("passwords; using password: YES") == \
+    assert Redactor(["password"])("passwords; using password: YES") == \
         "passwords; using ***: YES"
-    horse = hs.Redactor(["correcthorsebatterystaple"])  # a passphrase is no word
+    horse = Redactor(["correcthorsebatterystaple"])  # a passphrase is no word
     assert horse("echoed 'correcthorsebatterystapl'") == "echoed '***'"  # in part, too
     assert horse("correcthorsebatterystaples, ahorsebatteryish") == "***s, a***ish"
-    welcome = hs.Redactor(["Welcomehome"])  # letters only, short: a word, in part too
+    welcome = Redactor(["Welcomehome"])  # letters only, short: a word, in part too
     assert welcome("welcomehomes; welcomehom") == "welcomehomes; ***"
 
 

@@ -16,7 +16,9 @@ from conftest import ROOT, free_port
 from gateway_simulator import Fault
 
 sys.path.insert(0, str(ROOT))
-import healthcheck_sessions as hs
+from healthcheck.constants import CRITICAL, OK, UNKNOWN, WARNING
+from healthcheck.model import ChannelReport
+from healthcheck.report import Report, metrics_text, remembered_channels, worst_state
 
 NOW = datetime.now(timezone.utc)
 
@@ -32,12 +34,12 @@ def perfdata_items(run) -> dict:
 # -- 14. CRITICAL > WARNING > UNKNOWN > OK --------------------------------------------------------
 
 def test_combined_state_follows_the_monitoring_plugins_order():
-    C, W, U, O = hs.CRITICAL, hs.WARNING, hs.UNKNOWN, hs.OK
-    assert hs.worst_state([U, C]) == C
-    assert hs.worst_state([U, W]) == W
-    assert hs.worst_state([O, U]) == U
-    assert hs.worst_state([O]) == O and hs.worst_state([]) == O
-    report = hs.Report(channels=[hs.ChannelReport("lost", "qr", False, "qr_issued")],
+    C, W, U, O = CRITICAL, WARNING, UNKNOWN, OK
+    assert worst_state([U, C]) == C
+    assert worst_state([U, W]) == W
+    assert worst_state([O, U]) == U
+    assert worst_state([O]) == O and worst_state([]) == O
+    report = Report(channels=[ChannelReport("lost", "qr", False, "qr_issued")],
                        problems=[(U, "the activity source cannot be read")])
     assert report.state == C
 
@@ -309,16 +311,16 @@ def test_rule_watchdog_not_running_fires_after_30_minutes_without_a_run(run_chec
 
 def test_remembered_series_survive_a_failed_listing_and_a_hand_edited_state_is_filtered():
     now = datetime(2026, 2, 9, 14, 30, tzinfo=timezone.utc)
-    listed = hs.Report(channels=[hs.ChannelReport("a", "connected", True),
-                                 hs.ChannelReport("b", "qr", False, "qr_issued")])
-    kept = hs.remembered_channels({}, listed, now)
+    listed = Report(channels=[ChannelReport("a", "connected", True),
+                                 ChannelReport("b", "qr", False, "qr_issued")])
+    kept = remembered_channels({}, listed, now)
     assert list(kept) == ["b", "a"]  # the down ones first, should the cap bite
     assert kept["b"] == {"up": 0, "silent": 0, "status": "qr", "seen_at": round(now.timestamp())}
-    failed = hs.Report(error="gateway unreachable", error_state=hs.CRITICAL, gateway_failed=True)
+    failed = Report(error="gateway unreachable", error_state=CRITICAL, gateway_failed=True)
     edited = {**kept, "c": {"up": True, "silent": 0, "status": "x", "seen_at": 1},
               "d": {"up": 1, "silent": 0, "status": "x", "seen_at": float("inf")}, "e": "x"}
-    assert hs.remembered_channels(edited, failed, now) == kept
-    text = hs.metrics_text(failed, {}, now, kept)
+    assert remembered_channels(edited, failed, now) == kept
+    text = metrics_text(failed, {}, now, kept)
     samples = read_samples(text)
     assert samples[("whatsapp_session_up", (("channel", "b"),))] == 0
     assert samples[("whatsapp_session_last_seen_timestamp_seconds", (("channel", "a"),))] == \

@@ -12,7 +12,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy
 
-import healthcheck_sessions as hs
+from healthcheck.activity import cap_history, learn_activity
+from healthcheck.files import (
+    _remove_old_asides,
+    _salvage_state,
+    _state_text,
+    load_state,
+    save_state,
+)
+from healthcheck.settings import _EnvSource, _panel_database_url
+from healthcheck.silence import assess_silence
+from healthcheck.text import Redactor
 
 NOW = datetime.now(timezone.utc)
 DAY = 86400
@@ -110,7 +120,7 @@ def test_only_our_own_regular_files_set_aside_are_removed(tmp_path):
         aside = tmp_path / f"state.json.corrupt-2026010{n}"
         aside.write_text(str(n))
         os.utime(aside, (1_700_000_000 + n, 1_700_000_000 + n))
-    hs._remove_old_asides(path)
+    _remove_old_asides(path)
     left = sorted(p.name for p in tmp_path.glob("state.json.corrupt-*"))
     assert left == ["state.json.corrupt-0-dir", "state.json.corrupt-0-link",
                     "state.json.corrupt-20260102", "state.json.corrupt-20260103",
@@ -123,13 +133,13 @@ def test_salvage_reads_the_incidents_of_a_state_cut_inside_its_history():
     state = {"version": 1, "incidents": {"imobsites": {"runs_down": 3}},
              "pending_alerts": [{"text": "kept"}], "warned": ["ab12"],
              "activity": old_history(50, NOW.timestamp())}
-    text = hs._state_text(state)
+    text = _state_text(state)
     cut = text[:text.index('"channel-00020"') + 30]
-    salvaged = hs._salvage_state(cut)
+    salvaged = _salvage_state(cut)
     assert salvaged["incidents"] == {"imobsites": {"runs_down": 3}}
     assert salvaged["pending_alerts"] == [{"text": "kept"}] and salvaged["warned"] == ["ab12"]
     assert "activity" not in salvaged
-    assert hs._salvage_state(text[:text.index('"imobsites"') + 5]) is None
+    assert _salvage_state(text[:text.index('"imobsites"') + 5]) is None
 
 
 def test_history_cap_drops_the_longest_unlisted_first_then_the_oldest_heard_from():
@@ -146,7 +156,7 @@ def test_history_cap_drops_the_longest_unlisted_first_then_the_oldest_heard_from
     history = {"since": now, "channels": channels}
     order = []
     for excess in range(1, 5):
-        capped, dropped = hs.cap_history(history, excess * 150)
+        capped, dropped = cap_history(history, excess * 150)
         order.append(sorted(set(channels) - set(capped["channels"])))
         assert dropped == len(order[-1]) and capped["since"] == now
     assert order == [["gone-3-days"], ["gone-2-hours", "gone-3-days"],
@@ -160,11 +170,11 @@ def test_save_state_never_writes_more_than_load_state_reads(tmp_path):
     state = {"version": 1, "incidents": {"imobsites": {"runs_down": 1}}, "pending_alerts": [],
              "activity": old_history(20000, now)}
     path = tmp_path / "state.json"
-    line = hs.save_state(path, state, hs.Redactor())
+    line = save_state(path, state, Redactor())
     assert path.stat().st_size <= LIMIT
     assert line.startswith(f"state file {path} would be over its 4 MB limit: the activity "
                            f"history of ")
-    loaded, notes = hs.load_state(path, dry_run=False)
+    loaded, notes = load_state(path, dry_run=False)
     assert notes == [] and loaded["incidents"] == {"imobsites": {"runs_down": 1}}
     assert 20000 - int(line.split("history of ")[1].split()[0]) == \
         len(loaded["activity"]["channels"])
@@ -175,7 +185,7 @@ def test_save_state_never_writes_more_than_load_state_reads(tmp_path):
 def learn(previous, start, end, now, listed, expected=()):
     """One run at `now`: the messages of one channel every 10 minutes from start to end."""
     events = [("pixel12digital", t) for t in range(int(start), int(end), 600)]
-    return hs.learn_activity(previous, events, now, listed, expected=expected)
+    return learn_activity(previous, events, now, listed, expected=expected)
 
 
 def test_a_channel_missing_for_two_hours_keeps_its_history_and_its_zombie_is_caught():
@@ -190,7 +200,7 @@ def test_a_channel_missing_for_two_hours_keeps_its_history_and_its_zombie_is_cau
     history = learn(history, back, now - 2 * 3600, now - 2 * 3600, {"pixel12digital"})
     entry = history["channels"]["pixel12digital"]
     assert "unlisted_since" not in entry and entry["first"] <= now - 19 * DAY
-    silence = hs.assess_silence(entry, now, ceiling_hours=72, min_minutes=60)
+    silence = assess_silence(entry, now, ceiling_hours=72, min_minutes=60)
     assert silence is not None and silence.rule == "history"
 
 
@@ -315,14 +325,14 @@ def test_localhost_finds_the_usual_socket_paths_in_order_and_falls_back_to_tcp(
     decoy.write_text("not a socket")
     environ = {"DB_HOST": "localhost", "DB_NAME": "panel", "DB_USER": "u", "DB_PASS": "p/w",
                "DB_PORT": "3307"}
-    source = hs._EnvSource(tmp_path / "no.env", environ, explicit=False)
-    url = hs._panel_database_url(source, sockets=(str(tmp_path / "none"), str(decoy),
+    source = _EnvSource(tmp_path / "no.env", environ, explicit=False)
+    url = _panel_database_url(source, sockets=(str(tmp_path / "none"), str(decoy),
                                                   str(server.socket)))
     assert url == (f"mysql+pymysql://u:p%2Fw@localhost/panel?charset=utf8mb4"
                    f"&unix_socket={server.socket}")
     assert sqlalchemy.engine.make_url(url).query["unix_socket"] == str(server.socket)
-    assert hs._panel_database_url(source, sockets=(str(decoy),)) == \
+    assert _panel_database_url(source, sockets=(str(decoy),)) == \
         "mysql+pymysql://u:p%2Fw@localhost:3307/panel?charset=utf8mb4"
-    given = hs._EnvSource(tmp_path / "no.env", {**environ, "DB_SOCKET": "/srv/my.sock"}, False)
-    assert hs._panel_database_url(given, sockets=(str(server.socket),)).endswith(
+    given = _EnvSource(tmp_path / "no.env", {**environ, "DB_SOCKET": "/srv/my.sock"}, False)
+    assert _panel_database_url(given, sockets=(str(server.socket),)).endswith(
         "&unix_socket=/srv/my.sock")

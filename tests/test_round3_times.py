@@ -16,7 +16,11 @@ import pytest
 from conftest import ROOT, ActivityDatabase
 
 sys.path.insert(0, str(ROOT))
-import healthcheck_sessions as hs
+from healthcheck.activity import clock_repeats, hourly_counts, learn_activity, to_epoch
+from healthcheck.constants import ACTIVITY_AHEAD_TOLERANCE
+from healthcheck.database import read_activity
+from healthcheck.settings import ActivitySettings
+from healthcheck.silence import assess_silence
 
 NOW = datetime.now(timezone.utc)
 EVERYTHING = "SELECT channel, received_at FROM inbound"  # a query that ignores :since
@@ -89,10 +93,10 @@ def test_unusable_times_never_raise_in_the_pure_steps():
     now = NOW.timestamp()
     tally: dict = {}
     events = [("ch", now - 60), ("ch", float("nan")), ("ch", float("inf")), ("ch", 1.8e12),
-              ("ch", hs.to_epoch(10 ** 400, None)), ("ch", hs.to_epoch(datetime.max, None))]
-    learned = hs.learn_activity({}, events, now, {"ch"}, tally=tally)
+              ("ch", to_epoch(10 ** 400, None)), ("ch", to_epoch(datetime.max, None))]
+    learned = learn_activity({}, events, now, {"ch"}, tally=tally)
     assert tally["unusable"] == 5 and learned["since"] == now - 60
-    assert hs.learn_activity({"since": float("nan")}, [("ch", now)], now, {"ch"})["since"] == now
+    assert learn_activity({"since": float("nan")}, [("ch", now)], now, {"ch"})["since"] == now
 
 
 # -- issue 14 item 3: a row from the future --------------------------------------------------------
@@ -132,7 +136,7 @@ def test_times_ahead_of_the_clock_name_the_zone_setting_and_declare_no_silence(r
         in run.first_line
     assert len([t for t in run.log.splitlines() if t.endswith("] " + line)]) == 1
     activity = state_of(home)["activity"]
-    assert activity["since"] <= time.time() + hs.ACTIVITY_AHEAD_TOLERANCE
+    assert activity["since"] <= time.time() + ACTIVITY_AHEAD_TOLERANCE
     assert activity["channels"]["pixel12digital"].get("ahead") is True
     run = run_check(env=sqlite_db.settings(HEALTHCHECK_ACTIVITY_TZ="UTC"),
                     environ={"TZ": "America/Sao_Paulo"})
@@ -142,12 +146,12 @@ def test_times_ahead_of_the_clock_name_the_zone_setting_and_declare_no_silence(r
 def test_a_channel_with_rows_ahead_is_never_called_silent():
     now = NOW.timestamp()
     old = [now - 6 * 3600 - i * 600 for i in range(12 * 144)]  # busy for 12 days, quiet 6 h
-    learned = hs.learn_activity({}, [("ch", t) for t in old] + [("ch", now + 3 * 3600)], now,
+    learned = learn_activity({}, [("ch", t) for t in old] + [("ch", now + 3 * 3600)], now,
                                 {"ch"})
     entry = learned["channels"]["ch"]
-    assert entry["ahead"] is True and hs.assess_silence(entry, now, 72, 60) is None
-    alone = hs.learn_activity({}, [("ch", t) for t in old], now, {"ch"})["channels"]["ch"]
-    assert hs.assess_silence(alone, now, 72, 60).rule == "history"
+    assert entry["ahead"] is True and assess_silence(entry, now, 72, 60) is None
+    alone = learn_activity({}, [("ch", t) for t in old], now, {"ch"})["channels"]["ch"]
+    assert assess_silence(alone, now, 72, 60).rule == "history"
 
 
 # -- issue 15 item 11: the clock changes, replayed ---------------------------------------------
@@ -194,7 +198,7 @@ def _times(start: datetime, end: datetime, step: timedelta = MESSAGE_EVERY) -> l
     return out
 
 
-def replay(table: NaiveLocalTable, source: "hs.ActivitySettings", turn: datetime,
+def replay(table: NaiveLocalTable, source: "ActivitySettings", turn: datetime,
            first_run: timedelta, cron_every: timedelta) -> None:
     """Cron runs from `first_run` after the change until 3 h after it, rows arriving meanwhile.
 
@@ -214,24 +218,24 @@ def replay(table: NaiveLocalTable, source: "hs.ActivitySettings", turn: datetime
         table.add("zombie", [t for t in zombie if stored < t <= run_at])
         stored = run_at
         now = run_at.timestamp()
-        history = hs.read_activity(source, history, {"busy", "zombie"}, now,
+        history = read_activity(source, history, {"busy", "zombie"}, now,
                                    time.monotonic() + 60)
         live, dead = history["channels"]["busy"], history["channels"]["zombie"]
         newest = max(t for t in busy if t <= run_at)
         assert live["last"] == newest.timestamp(), \
             (run_at, datetime.fromtimestamp(live["last"], timezone.utc))
-        assert hs.assess_silence(live, now, 72, 60) is None, run_at
+        assert assess_silence(live, now, 72, 60) is None, run_at
         quiet = run_at - died
-        silence = hs.assess_silence(dead, now, 72, 60)
+        silence = assess_silence(dead, now, 72, 60)
         assert dead["last"] == max(t for t in zombie if t <= run_at).timestamp(), run_at
         assert (silence is not None) == (quiet >= timedelta(minutes=60)), (run_at, silence)
         run_at += cron_every
     stored_rows = [t for t in busy if t <= stored]
-    hours = hs.hourly_counts(history["channels"]["busy"])
+    hours = hourly_counts(history["channels"]["busy"])
     first_hour, last_hour = int(start.timestamp() // 3600) + 1, int(stored.timestamp() // 3600)
     assert [hours.get(h) for h in range(first_hour, last_hour)] == [12] * (last_hour - first_hour)
     assert sum(hours.values()) == len(stored_rows)
-    assert sum(hs.hourly_counts(history["channels"]["zombie"]).values()) == len(zombie)
+    assert sum(hourly_counts(history["channels"]["zombie"]).values()) == len(zombie)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -240,7 +244,7 @@ def test_clock_change_loses_and_double_counts_nothing(database_servers, kind, zo
     """Cron every 15 min across the change, in the zone HEALTHCHECK_ACTIVITY_TZ names."""
     turn = CLOCK_CHANGES[(zone_name, change)]
     table = NaiveLocalTable(database_servers(kind).new_database(), ZoneInfo(zone_name))
-    source = hs.ActivitySettings(url=table.url, query="SELECT channel, received_at FROM inbound "
+    source = ActivitySettings(url=table.url, query="SELECT channel, received_at FROM inbound "
                                                       "WHERE received_at > :since", zone=zone_name)
     replay(table, source, turn, -timedelta(hours=2), CRON_EVERY)
 
@@ -260,7 +264,7 @@ def test_repeated_hour_on_other_schedules(database_servers, zone_name, schedule)
     turn = CLOCK_CHANGES[(zone_name, "autumn")]
     first_run, cron_every, query = SCHEDULES[schedule]
     table = NaiveLocalTable(database_servers("sqlite").new_database(), ZoneInfo(zone_name))
-    source = hs.ActivitySettings(url=table.url, zone=zone_name, query=query or
+    source = ActivitySettings(url=table.url, zone=zone_name, query=query or
                                  "SELECT channel, received_at FROM inbound "
                                  "WHERE received_at > :since")
     replay(table, source, turn, first_run, cron_every)
@@ -281,7 +285,7 @@ def machine_zone(monkeypatch):
 def test_repeated_hour_in_the_machine_zone(database_servers, machine_zone, zone_name):
     machine_zone(zone_name)
     table = NaiveLocalTable(database_servers("sqlite").new_database(), ZoneInfo(zone_name))
-    source = hs.ActivitySettings(url=table.url, zone=None, query="SELECT channel, received_at "
+    source = ActivitySettings(url=table.url, zone=None, query="SELECT channel, received_at "
                                  "FROM inbound WHERE received_at > :since")
     replay(table, source, CLOCK_CHANGES[(zone_name, "autumn")], -timedelta(hours=2), CRON_EVERY)
 
@@ -295,19 +299,19 @@ def test_repeated_hour_read_by_a_first_run_after_it_counts_every_row(database_se
     table = NaiveLocalTable(database_servers("sqlite").new_database(), zone)
     rows = _times(turn - timedelta(days=2), turn + timedelta(hours=2))
     table.add("busy", rows)
-    source = hs.ActivitySettings(url=table.url, query=EVERYTHING, zone=zone_name)
+    source = ActivitySettings(url=table.url, query=EVERYTHING, zone=zone_name)
     now = (turn + timedelta(hours=2)).timestamp()
-    history = hs.read_activity(source, {}, {"busy"}, now, time.monotonic() + 60)
-    hours = hs.hourly_counts(history["channels"]["busy"])
+    history = read_activity(source, {}, {"busy"}, now, time.monotonic() + 60)
+    hours = hourly_counts(history["channels"]["busy"])
     assert sum(hours.values()) == len(rows)
     assert hours[int(turn.timestamp() // 3600) - 1] == hours[int(turn.timestamp() // 3600)] == 12
-    again = hs.read_activity(source, history, {"busy"}, now + 900, time.monotonic() + 60)
+    again = read_activity(source, history, {"busy"}, now + 900, time.monotonic() + 60)
     assert again["channels"]["busy"]["counts"] == history["channels"]["busy"]["counts"]
 
 
 def test_clock_repeats_finds_each_change_to_the_second():
     lisbon = ZoneInfo("Europe/Lisbon")
     turn = CLOCK_CHANGES[("Europe/Lisbon", "autumn")].timestamp()
-    assert hs.clock_repeats(lisbon, turn - 86400, turn + 86400) == [(turn, 3600.0)]
+    assert clock_repeats(lisbon, turn - 86400, turn + 86400) == [(turn, 3600.0)]
     spring = CLOCK_CHANGES[("Europe/Lisbon", "spring")].timestamp()
-    assert hs.clock_repeats(lisbon, spring - 86400, spring + 86400) == []
+    assert clock_repeats(lisbon, spring - 86400, spring + 86400) == []

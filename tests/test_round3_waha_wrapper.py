@@ -12,7 +12,7 @@ import pytest
 from backend_simulators import SIMULATORS
 from gateway_simulator import Fault
 
-import healthcheck_sessions as hs
+from healthcheck.incidents import plan_flaps
 
 KEY = "gw-key-5f4e3d2c1b0a9988"
 
@@ -361,8 +361,8 @@ def test_flap_state_is_bounded_and_pure():
     flaps, items = {}, []
     for n in range(60):
         now = start + timedelta(minutes=30 * n)
-        flaps, due, _ = hs.plan_flaps(flaps, {"a": now.isoformat()}, now, 4)
+        flaps, due, _ = plan_flaps(flaps, {"a": now.isoformat()}, now, 4)
         items += due
     assert len(flaps["a"]["drops"]) == 4 and flaps["a"]["count"] == 60
     assert [i["kind"] for i in items] == ["alert", "reminder"]
-    assert hs.plan_flaps(flaps, {}, now, 0) == ({}, [], [])
+    assert plan_flaps(flaps, {}, now, 0) == ({}, [], [])

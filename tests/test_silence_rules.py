@@ -6,19 +6,20 @@ from datetime import datetime, timedelta, timezone
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
-import healthcheck_sessions as hs
+from healthcheck.activity import ActivityRowError, hourly_counts, learn_activity, to_epoch
+from healthcheck.silence import assess_silence
 
 NOW = datetime(2026, 2, 9, 15, 0, tzinfo=timezone.utc).timestamp()
 HOUR, DAY = 3600, 86400
 
 
 def history(times, now=NOW) -> dict:
-    learned = hs.learn_activity({}, (("ch", t) for t in times), now, {"ch"})
+    learned = learn_activity({}, (("ch", t) for t in times), now, {"ch"})
     return learned["channels"].get("ch")
 
 
 def silence(times, minutes_later=0, ceiling=72.0, min_minutes=60.0):
-    return hs.assess_silence(history(times), NOW + minutes_later * 60, ceiling, min_minutes)
+    return assess_silence(history(times), NOW + minutes_later * 60, ceiling, min_minutes)
 
 
 def every(step, since, until=0, now=NOW):
@@ -46,10 +47,10 @@ def test_business_hours_number_is_not_flagged_over_the_night():
     times = [day0 + d * DAY + h * HOUR + m * 180 for d in range(28) for h in range(9, 18)
              for m in range(20)]
     last = max(times)
-    entry = hs.learn_activity({}, (("ch", t) for t in times), last, {"ch"})["channels"]["ch"]
-    assert hs.assess_silence(entry, last + 14 * HOUR + 59 * 60, 72, 60) is None
+    entry = learn_activity({}, (("ch", t) for t in times), last, {"ch"})["channels"]["ch"]
+    assert assess_silence(entry, last + 14 * HOUR + 59 * 60, 72, 60) is None
     # ... but two hours into the next working day, it is.
-    assert hs.assess_silence(entry, last + 17 * HOUR, 72, 60).rule == "history"
+    assert assess_silence(entry, last + 17 * HOUR, 72, 60).rule == "history"
 
 
 def test_short_history_waits_for_the_ceiling():
@@ -59,21 +60,21 @@ def test_short_history_waits_for_the_ceiling():
 
 
 def test_no_history_is_never_silent_and_off_switches_the_rule_off():
-    assert hs.assess_silence(None, NOW, 72, 60) is None
-    assert hs.assess_silence({}, NOW, 72, 60) is None
+    assert assess_silence(None, NOW, 72, 60) is None
+    assert assess_silence({}, NOW, 72, 60) is None
     assert silence(every(120, 14 * DAY), minutes_later=100 * 60, ceiling=None) is None
 
 
 def test_history_has_a_fixed_size_per_channel():
-    learned = hs.learn_activity({}, (("ch", t) for t in every(10, 60 * DAY)), NOW, {"ch"})
+    learned = learn_activity({}, (("ch", t) for t in every(10, 60 * DAY)), NOW, {"ch"})
     assert len(learned["channels"]["ch"]["counts"].split(",")) <= 28 * 24 + 1
 
 
 def test_history_skips_what_an_earlier_run_counted_and_unlisted_channels():
-    first = hs.learn_activity({}, [("ch", NOW - 100), ("other", NOW - 50)], NOW, {"ch"})
-    again = hs.learn_activity(first, [("ch", NOW - 100), ("ch", NOW - 10)], NOW, {"ch"})
+    first = learn_activity({}, [("ch", NOW - 100), ("other", NOW - 50)], NOW, {"ch"})
+    again = learn_activity(first, [("ch", NOW - 100), ("ch", NOW - 10)], NOW, {"ch"})
     assert set(first["channels"]) == {"ch"}
-    assert sum(hs.hourly_counts(again["channels"]["ch"]).values()) == 2
+    assert sum(hourly_counts(again["channels"]["ch"]).values()) == 2
     assert again["since"] == NOW - 10
 
 
@@ -85,16 +86,16 @@ def test_a_clock_ahead_cannot_hide_a_silence():
 def test_received_at_forms():
     zone = timezone(timedelta(hours=-3))
     naive = datetime(2026, 2, 9, 12, 0)
-    assert hs.to_epoch(naive, zone) == NOW
-    assert hs.to_epoch("2026-02-09 12:00:00", zone) == NOW
-    assert hs.to_epoch("2026-02-09T15:00:00Z", None) == NOW
-    assert hs.to_epoch(int(NOW), None) == NOW
-    assert hs.to_epoch(int(NOW) * 1000, None) == NOW  # JavaScript milliseconds
-    assert hs.to_epoch(None, None) is None
+    assert to_epoch(naive, zone) == NOW
+    assert to_epoch("2026-02-09 12:00:00", zone) == NOW
+    assert to_epoch("2026-02-09T15:00:00Z", None) == NOW
+    assert to_epoch(int(NOW), None) == NOW
+    assert to_epoch(int(NOW) * 1000, None) == NOW  # JavaScript milliseconds
+    assert to_epoch(None, None) is None
     for bad in ("soon", True, object()):
         try:
-            hs.to_epoch(bad, None)
-        except hs.ActivityRowError:
+            to_epoch(bad, None)
+        except ActivityRowError:
             continue
         raise AssertionError(bad)
 
@@ -102,8 +103,8 @@ def test_received_at_forms():
 def test_hand_edited_history_cannot_break_the_rule():
     odd = {"since": "x", "channels": {"ch": {"first": "?", "last": None,
                                             "base": 5, "counts": "x,-2,²,3"}}}
-    learned = hs.learn_activity(odd, [("ch", NOW - 10)], NOW, {"ch"})
+    learned = learn_activity(odd, [("ch", NOW - 10)], NOW, {"ch"})
     assert learned["channels"]["ch"]["last"] == NOW - 10
-    assert hs.assess_silence({"first": "a", "last": NOW - 80 * HOUR, "counts": 7}, NOW, 72, 60)
-    assert hs.assess_silence({"first": NOW - 9 * DAY, "last": NOW - 80 * HOUR, "counts": 7},
+    assert assess_silence({"first": "a", "last": NOW - 80 * HOUR, "counts": 7}, NOW, 72, 60)
+    assert assess_silence({"first": NOW - 9 * DAY, "last": NOW - 80 * HOUR, "counts": 7},
                              NOW, 72, 60).rule == "ceiling"

@@ -1,0 +1,49 @@
+"""The interface every gateway client implements."""
+
+from dataclasses import dataclass
+
+from ..settings import Settings
+from .http import Answer, HttpClient
+
+
+@dataclass(frozen=True)
+class Abilities:
+    """What a gateway's revive call can do, as plain data for the decision step."""
+
+    #: A session that is starting or reconnecting may be revived once its grace is over.
+    revive_transient: bool
+    #: A connected session can be restarted without losing its login (for a silent one).
+    restart_connected: bool
+    #: The words that mean a lost login when a session's own start ends in them (WPPConnect's
+    #: CLOSED: a QR was shown and closed unscanned after 60 s; it reads the same as stopped).
+    lost_login_after_start: frozenset = frozenset()
+    #: The words the gateway's own reconnect loop flips between (Evolution: close and
+    #: connecting); an instance seen in both is one transient incident, not a stopped one.
+    reconnect_loop_words: frozenset = frozenset()
+
+
+class Gateway:
+    """What every gateway client shares: its HTTP client, bounded by the run's budget.
+
+    A client lists the sessions (`list_sessions`, mapping its own words onto conditions) and
+    revives one without losing its login (`revive`); `abilities` says what revive can do.
+    """
+
+    abilities = Abilities(revive_transient=True, restart_connected=False)
+    #: What a 401 from this gateway asks the operator to check: its own settings, by name.
+    KEY_REFUSED = "the gateway refused the key; check HEALTHCHECK_GATEWAY_KEY"
+
+    def __init__(self, settings: "Settings", budget_end: float):
+        self.settings = settings
+        self.budget_end = budget_end
+        self.http = HttpClient(settings, budget_end, self.auth_headers(settings.secret),
+                               self.key_refused)
+        self.display_url = self.http.display_url
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        """The headers that carry the key on every call."""
+        return {}
+
+    def key_refused(self, answer: "Answer") -> str:
+        """Return what to check when this gateway answers 401 (nginx's basic auth aside)."""
+        return self.KEY_REFUSED

@@ -1,0 +1,173 @@
+"""The operator's Node wrapper around WPPConnect (GET /api/channels, /qr, start-session)."""
+
+from typing import Optional
+
+from ..constants import (
+    CONNECTED_QR_STATUSES,
+    MAX_QUOTE_CHARS,
+    QR_IMAGE_FIELDS,
+    STARTING_QR_STATUSES,
+    WRAPPER_TRANSIENT_STATUSES,
+)
+from ..errors import HealthcheckError
+from ..model import Channel, Kick, Listing
+from ..text import _SURROGATES, quote_untrusted
+from .base import Gateway
+from .http import (
+    Answer,
+    _describe_http_failure,
+    channel_path,
+    checked_id,
+    entries_in_time,
+    json_answer,
+)
+
+
+class WrapperGateway(Gateway):
+    """The operator's gateway-wrapper: GET /api/channels, /qr to reconnect, start-session.
+
+    `/qr` on a disconnected session makes WPPConnect reconnect from its stored login; a client
+    that is not running is relaunched with start-session. The wrapper has no restart.
+    """
+
+
+    #: How the other gateways refuse a key, so that a wrapper setting pointed at one of them
+    #: (HEALTHCHECK_GATEWAY left unset) says so: (its name, its HEALTHCHECK_GATEWAY, the fields
+    #: of its 401 body).
+    FOREIGN_REFUSALS = (("a WAHA", "waha", {"statusCode": 401}),
+                        ("an Evolution API", "evolution", {"status": 401, "error": "Unauthorized"}))
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"X-Gateway-Secret": key}
+
+    def key_refused(self, answer: "Answer") -> str:
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        for name, kind, fields in self.FOREIGN_REFUSALS:
+            if isinstance(body, dict) and all(body.get(k) == v for k, v in fields.items()):
+                return (f"HEALTHCHECK_GATEWAY is wrapper: is this {name} server? It refused "
+                        f"the key the way one does, not the way the wrapper does; then set "
+                        f"HEALTHCHECK_GATEWAY={kind}, HEALTHCHECK_GATEWAY_URL and "
+                        f"HEALTHCHECK_GATEWAY_KEY")
+        hint = f"the gateway refused the secret; check {self.settings.key_setting}"
+        if self.settings.key_setting == "WPP_GATEWAY_SECRET":  # only the panel encrypts it
+            hint += " (and INFRA_SECRET_KEY if the secret is stored encrypted)"
+        return hint
+
+    def list_sessions(self) -> "Listing":
+        return parse_listing(self.http.list_call("GET", "/api/channels"), self.display_url,
+                             self.budget_end)
+
+    def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
+        path = f"/api/channels/{channel_path(channel.id)}"
+        answer = self.http.session_call("GET", path + "/qr")
+        if not is_not_started(answer):
+            return classify_qr_answer(answer, self.display_url)
+        # /qr alone cannot revive a CLOSED client; start-session relaunches it from its login.
+        return classify_start_answer(self.http.session_call("POST", path + "/start-session"),
+                                     self.display_url)
+
+
+def parse_listing(answer: Answer, base: str, budget_end: float = float("inf")) -> Listing:
+    """Return the channels of a GET /api/channels answer, or raise HealthcheckError."""
+    data = json_answer(answer, base, "listing channels")
+    entries = _find_channel_list(data)
+    if entries is None:
+        error = data.get("error") if isinstance(data, dict) else None
+        hint = f", gateway error: {quote_untrusted(error)}" if isinstance(error, str) else ""
+        raise HealthcheckError(f"listing channels: the answer holds no channel list{hint}; "
+                               f"check the gateway version")
+    channels, problems, seen = [], [], set()
+    for position, entry in entries_in_time(entries, budget_end, "listing channels"):
+        field = _entry_id_field(entry)
+        channel_id = checked_id(entry, field, position, problems)
+        if channel_id is None:
+            continue
+        if channel_id in seen:
+            continue
+        seen.add(channel_id)
+        status = entry.get("status")
+        word = _SURROGATES.sub("\ufffd", status.strip().lower()) \
+            if isinstance(status, str) else ""
+        channels.append(Channel(channel_id, word, "transient"
+                                if word in WRAPPER_TRANSIENT_STATUSES else ""))
+    return Listing(channels, problems)
+
+
+def _find_channel_list(data) -> Optional[list]:
+    if isinstance(data, list):
+        return data
+    if not isinstance(data, dict) or data.get("success") is False:
+        return None
+    for holder in (data, data.get("data")):
+        if isinstance(holder, list):
+            return holder
+        if isinstance(holder, dict) and isinstance(holder.get("channels"), list):
+            return holder["channels"]
+    return None
+
+
+def _entry_id_field(entry) -> str:
+    """The wrapper's id is `id`; older readers fall back to `name`, then `channel_id`."""
+    for key in ("id", "name", "channel_id"):
+        value = entry.get(key) if isinstance(entry, dict) else None
+        if isinstance(value, str) and value.strip():
+            return key
+    return "id"
+
+
+def is_not_started(answer: Answer) -> bool:
+    """True when the gateway says the WPPConnect client is not running (CLOSED)."""
+    return b"session not started" in answer.body[:MAX_QUOTE_CHARS * 10].lower()
+
+
+def classify_qr_answer(answer: Answer, base: str) -> Kick:
+    """Return what a /qr answer means for the session (see the gateway contract)."""
+    error = answer.error_text() or ""
+    if answer.status == 500 and "invalid qr code response" in error.lower():
+        # Before a gateway patch, asking a connected session for a QR answered 500.
+        return Kick("already_connected", "the gateway answered as for a connected session")
+    if not 200 <= answer.status < 300:
+        return Kick("failed", _describe_http_failure(answer, "reconnect call", base))
+    try:
+        data = answer.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return Kick("failed", f"reconnect call: HTTP {answer.status} without a JSON object; "
+                              f"check WPP_GATEWAY_BASE_URL")
+    if data.get("success") is False:
+        return Kick("failed", f"reconnect call refused: {quote_untrusted(error or 'no reason')}")
+    holders = [data] + [data[k] for k in ("data", "result") if isinstance(data.get(k), dict)]
+    for holder in holders:
+        for name in QR_IMAGE_FIELDS:
+            if isinstance(holder.get(name), str) and holder[name].strip():
+                return Kick("qr_issued", "the stored login is no longer valid: a person must "
+                                         "scan a new QR code in the panel")
+    statuses = {h.get(k).strip().lower() for h in holders for k in ("status", "state")
+                if isinstance(h.get(k), str)}
+    if statuses & CONNECTED_QR_STATUSES:
+        return Kick("already_connected", "the session answered as connected")
+    if statuses & STARTING_QR_STATUSES:
+        return Kick("starting", "the session is still starting")
+    return Kick("reconnect_requested", "reconnect requested from the stored login")
+
+
+def classify_start_answer(answer: Answer, base: str) -> Kick:
+    """Return what a start-session answer means."""
+    if answer.status == 404:
+        return Kick("failed", "the session is not started and this gateway has no "
+                              "start-session route (HTTP 404): start it from the panel")
+    if not 200 <= answer.status < 300:
+        return Kick("failed", _describe_http_failure(answer, "start-session call", base))
+    try:
+        data = answer.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data.get("success") is False:
+        return Kick("failed", "start-session refused: "
+                              f"{quote_untrusted(answer.error_text() or 'no reason')}")
+    return Kick("start_session_requested", "the session was not started; start-session "
+                                           "requested, it relaunches from the stored login")

@@ -1,0 +1,376 @@
+"""One run: list, plan, revive, verify, alert, record."""
+
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Optional
+
+from .bounded import run_bounded
+from .constants import KICK_OUTCOMES, OK, PROGRAM, STATE_VERSION, UNKNOWN, WARNING, __version__
+from .database import read_activity
+from .errors import HealthcheckError
+from .files import load_state, save_state, write_metrics
+from .gateways import GATEWAYS
+from .incidents import (
+    AlertPolicy,
+    compose_alert,
+    count_unfinished_run,
+    plan_flaps,
+    plan_incidents,
+    repaired_drops,
+)
+from .model import Channel, ChannelReport, Kick
+from .notify import StartPing, deliver_alerts, ping_slice, send_ping
+from .plan import PlanPolicy, after_revive, plan_run
+from .report import Report, last_run_record, metrics_text, remembered_channels
+from .settings import Settings, _hostname, name_settings, setup_warnings
+from .silence import assess_silence, describe_silence
+from .text import channel_key, describe_told_apart, quote_untrusted, series_names
+
+
+@dataclass
+class RunContext:
+    """What one run knows about itself: ids, time limits, flags, and what it has done so far."""
+
+    run_id: str
+    started: float  # time.monotonic() at start
+    hard_end: float
+    budget_end: float  # the gateway calls stop here; the rest is kept for alerts, state, pings
+    dry_run: bool = False
+    force: bool = False
+    #: healthchecks.io run id: the same on /start and on the end ping, so runs can be told apart.
+    ping_rid: str = ""
+    #: Channels whose reconnect call was made, in the order they finished (read on SIGTERM).
+    kicked: list[str] = field(default_factory=list)
+    #: "run=... started=..." of a previous run that never finished (killed from outside).
+    unfinished: str = ""
+    lock_problem: Optional[str] = None
+    #: Print every setup warning (--verbose, --dry-run), not only the ones new since last run.
+    all_warnings: bool = False
+
+
+def revive_channel(gateway, channel: Channel, restart: bool = False) -> Kick:
+    """Ask the gateway to revive one channel; never raises for a gateway failure."""
+    try:
+        return gateway.revive(channel, restart)
+    except HealthcheckError as exc:
+        return Kick("failed", str(exc))
+
+
+def kick_all(gateway, jobs: list[tuple[Channel, bool]], workers: int,
+             budget_end: float, kicked: list[str]) -> list[Kick]:
+    """Revive every (channel, restart) job, at most `workers` at once; in the jobs' order.
+
+    Each channel is added to `kicked` as its call ends, so a run stopped by a signal can say
+    which reconnect calls were already made. A call the deadline left no time for is
+    `not_called`, never counted as a kick; one cut short by it was made, and `failed`.
+    """
+    started: set[int] = set()
+
+    def kick(index: int, channel: Channel, restart: bool) -> Kick:
+        started.add(index)
+        result = revive_channel(gateway, channel, restart)
+        kicked.append(channel.id)
+        return result
+
+    tasks = [lambda i=i, c=c, r=r: kick(i, c, r) for i, (c, r) in enumerate(jobs)]
+    results = run_bounded(tasks, workers, budget_end)
+    return [r if isinstance(r, Kick) else
+            Kick("failed", "deadline: the call did not finish within HEALTHCHECK_DEADLINE")
+            if i in started else
+            Kick("not_called", "deadline: no time left in HEALTHCHECK_DEADLINE for this call; "
+                               "it was not made")
+            for i, r in enumerate(results)]
+
+
+def check_gateway(settings: Settings, run: RunContext, state: dict,
+                  now: datetime) -> tuple[Report, Optional[dict]]:
+    """List, revive and verify, then read the activity, then restart silent channels.
+
+    Returns the report (failures land in it) and the activity history to keep (None when the
+    activity source is not configured; the previous history when it could not be read).
+    """
+    dry_run, budget_end = run.dry_run, run.budget_end
+    report = Report(dry_run=dry_run, gateway=settings.gateway)
+    gateway = GATEWAYS[settings.gateway](settings, budget_end)
+    activity = state.get("activity") if isinstance(state.get("activity"), dict) else {}
+    cpu_started = time.process_time()
+    try:
+        listing = gateway.list_sessions()
+    except HealthcheckError as exc:
+        report.error, report.error_state, report.gateway_failed = \
+            name_settings(str(exc), settings), exc.state, True
+        return report, activity if settings.activity else None
+    listing_cpu = time.process_time() - cpu_started
+    told_apart = describe_told_apart(series_names([c.id for c in listing.channels]))
+    if told_apart:
+        report.notes.append((WARNING, told_apart))
+    policy = PlanPolicy(
+        qr_retry_hours=settings.qr_retry_hours,
+        starting_grace_minutes=settings.starting_grace_minutes,
+        revive_transient=gateway.abilities.revive_transient,
+        restart_silent=settings.silent_action == "restart"
+        and gateway.abilities.restart_connected, ignore=settings.ignore_channels,
+        lost_login_after_start=gateway.abilities.lost_login_after_start,
+        reconnect_loop_words=gateway.abilities.reconnect_loop_words)
+
+    def revive(jobs: list[tuple[Channel, bool]]) -> list[tuple[Channel, Kick]]:
+        if dry_run:
+            return [(c, Kick("would_reconnect", "dry run: no reconnect call made"))
+                    for c, _ in jobs]
+        return list(zip([c for c, _ in jobs],
+                        kick_all(gateway, jobs, settings.workers, kick_end, run.kicked)))
+
+    # The gateway part (revive, verify) comes before the activity read, on the deadline's full
+    # budget: a slow or locked activity database must never starve a reconnect. Silences only
+    # concern connected channels, so this plan's revivals are the final plan's, less the
+    # restarts of silent channels.
+    cpu_started = time.process_time()
+    plan = plan_run(listing, settings.expected_channels, state["incidents"], {}, now,
+                    policy, run.force)
+    # What follows the kicks (incidents, report, state, metrics) costs up to twice the CPU time
+    # that listing and planning took: seconds for 200,000 channels. Keep that much back, so
+    # that the run still ends within the deadline whatever the listing's size.
+    kick_end = budget_end - 2 * (listing_cpu + time.process_time() - cpu_started)
+    kicks = revive(plan.revivals)
+    made = [c for c, k in kicks if k.outcome in KICK_OUTCOMES]
+    relisted: dict[str, Channel] = {}
+    verified = verify_kicks(gateway, made, settings.verify_seconds, kick_end, report,
+                            relisted) if made and not dry_run else {}
+    # What a revive came to, by the status read after it; one that the second listing shows
+    # asking for a person is reported with its status now, so the QR backoff starts from it.
+    asks_person = {}
+    for number, (channel, kick) in enumerate(kicks):
+        revived = after_revive(kick, relisted.get(channel.id), policy)
+        if revived.outcome == "qr_issued" and kick.outcome != "qr_issued":
+            asks_person[channel.id] = relisted[channel.id]
+        kicks[number] = (channel, revived)
+    silences = {}
+    if settings.activity:
+        try:
+            activity = read_activity(settings.activity, activity,
+                                     {channel_key(c.id) for c in listing.channels},
+                                     now.timestamp(), budget_end, report,
+                                     expected=settings.expected_channels)
+            report.activity_read = True
+        except HealthcheckError as exc:
+            report.activity_read, report.activity_error = False, str(exc)
+            report.problems.append((UNKNOWN, str(exc)))
+        else:
+            for channel in listing.channels:
+                silence = assess_silence(activity["channels"].get(channel_key(channel.id)),
+                                         now.timestamp(),
+                                         settings.activity.ceiling_hours(channel.id),
+                                         settings.activity.silent_min_minutes)
+                if silence:
+                    silences[channel.id] = silence
+    if silences:
+        plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
+                        policy, run.force)
+        kicks += revive([(c, restart) for c, restart in plan.revivals if restart])
+    report.problems[:0] = [(s, name_settings(t, settings)) for s, t in plan.problems]
+    report.missing_expected = plan.missing
+    outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings)) for c, k in kicks}
+    waiting = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck",
+               "unknown": "unknown", "wait_restart": "restart_pending",
+               "wait_loop": "in_grace", "alert_loop": "stuck"}
+    for entry in plan.channels:
+        channel = entry.channel
+        kick = outcome.get(channel.id)
+        if entry.action in waiting:
+            kick = Kick(waiting[entry.action], entry.detail)
+        elif entry.action == "alert_silent":
+            kick = Kick("silent", describe_silence(entry.silence, now))
+        elif entry.action == "ignored":
+            kick = Kick("ignored", entry.detail)
+        elif entry.action == "revive_loop" and kick is not None:
+            kick = Kick("stuck", f"{entry.detail}; this run's revive: {kick.outcome}, "
+                                 f"{kick.detail}")
+        if channel.id in asks_person:
+            channel = asks_person[channel.id]
+        report.channels.append(ChannelReport(
+            channel.id, channel.status, channel.connected,
+            kick.outcome if kick else None, kick.detail if kick else channel.detail,
+            verified.get(channel.id), entry.silence, entry.action, channel.condition,
+            in_grace=entry.in_grace))
+    return report, activity if settings.activity else None
+
+
+def verify_kicks(gateway, kicked: list[Channel], wait: float, budget_end: float,
+                 report: Report, relisted: Optional[dict] = None) -> dict[str, str]:
+    """Wait, list again, and return reconnected/still_down for each kicked channel.
+
+    `relisted`, when given, receives each kicked channel as the second listing shows it.
+    """
+    if wait <= 0:
+        return {}
+    # Leave room for the second list call inside the budget; skip the check rather than overrun.
+    room = budget_end - time.monotonic() - min(gateway.settings.list_timeout, 5.0)
+    if room < wait:
+        report.notes.append((WARNING, "kicks not verified: not enough time left in "
+                                      "HEALTHCHECK_DEADLINE for HEALTHCHECK_VERIFY_SECONDS"))
+        return {}
+    time.sleep(wait)
+    try:
+        listing = gateway.list_sessions()
+    except HealthcheckError as exc:
+        report.notes.append((WARNING, f"kicks not verified: "
+                                      f"{name_settings(str(exc), gateway.settings)}"))
+        return {}
+    connected = {c.id for c in listing.channels if c.connected}
+    if relisted is not None:
+        wanted = {c.id for c in kicked}
+        relisted.update((c.id, c) for c in listing.channels if c.id in wanted)
+    return {c.id: "reconnected" if c.id in connected else "still_down" for c in kicked}
+
+
+def _interrupted(settings: Settings, run: RunContext, signal_name: str) -> Report:
+    """Report a run stopped by a signal: what it had already done, and the /fail ping."""
+    # The state file is only ever replaced whole, at the end: it stays as it was.
+    done = list(run.kicked)
+    kicked = (f"reconnect calls already made for {', '.join(quote_untrusted(c, 60) for c in done)}"
+              if done else "no reconnect call had been made yet")
+    report = Report(error=f"run interrupted by {signal_name} before it finished ({kicked}); "
+                          f"the state file was left as it was", error_state=UNKNOWN,
+                    dry_run=run.dry_run)
+    if settings.ping_url and not run.dry_run:
+        # The supervisor that sent the signal may kill us next: at most 2 s for the ping.
+        error = send_ping(settings, "/fail", report.lines()[0][1], time.monotonic() + 2,
+                          run.ping_rid)
+        if error:
+            report.notes.append((WARNING, error))
+    return report
+
+
+def _digest(text: str) -> str:
+    import hashlib
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _bug_report(dry_run: bool, gateway_failed: bool = False) -> Report:
+    """Report the exception being handled as a bug: one line here, its traceback for the log."""
+    import traceback
+    kind, error, _ = sys.exc_info()
+    name = getattr(kind, "__name__", "Exception")
+    report = Report(error=f"internal error ({name}: {quote_untrusted(str(error), 120)}): this "
+                          f"is a bug in {PROGRAM}; the traceback is in the log, please report "
+                          f"it", error_state=UNKNOWN, dry_run=dry_run,
+                    gateway_failed=gateway_failed)
+    report.traceback = traceback.format_exc()
+    return report
+
+
+def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) -> Report:
+    """One run under the lock: ping, check, incidents, alerts, state, ping again."""
+    state, state_notes = load_state(settings.state_path, run.dry_run)
+    # Setup warnings would make cron mail every 15 minutes: each is printed (and logged) when it
+    # first appears, and on every --verbose or --dry-run run.
+    warnings = setup_warnings(settings)
+    seen = state.get("warned") if isinstance(state.get("warned"), list) else []
+    for text in warnings:
+        if run.all_warnings or _digest(text) not in seen:
+            warn(text)
+    killed_note = None
+    if run.unfinished:
+        state["incidents"], killed_note = count_unfinished_run(
+            state["incidents"], run.unfinished, datetime.now().astimezone())
+        if not run.dry_run:
+            try:  # counted now: if this run is killed too, the count still grows
+                save_state(settings.state_path, state, settings.redact)
+            except OSError:
+                pass  # said at the end, when the state is written again
+    pinging = bool(settings.ping_url) and not run.dry_run
+    start_ping = StartPing(settings, f"{_hostname()}: run {run.run_id} started ({PROGRAM} "
+                                     f"{__version__})",
+                           min(time.monotonic() + ping_slice(settings.deadline), run.hard_end),
+                           run.ping_rid) if pinging else None
+
+    try:
+        report, activity = check_gateway(settings, run, state, datetime.now().astimezone())
+    except Exception:  # noqa: BLE001 - the last guard: the incident counting must go on
+        # Whatever the gateway sent that we failed on, it counts as the gateway failing, so
+        # "the gateway keeps failing" reaches a person on schedule.
+        report = _bug_report(run.dry_run, gateway_failed=True)
+        activity = state.get("activity") if settings.activity else None
+    report.notes[:0] = state_notes
+    if run.lock_problem:
+        report.problems.append((UNKNOWN, run.lock_problem))
+    if killed_note:
+        report.problems.append((WARNING, killed_note))
+
+    now = datetime.now().astimezone()
+    policy = AlertPolicy(settings.alert_after, settings.alert_repeat_hours)
+    incidents, items, incident_notes = plan_incidents(state["incidents"], report, now, policy)
+    report.notes.extend(incident_notes)
+    flaps, flap_items, flap_notes = plan_flaps(
+        state.get("flaps"), repaired_drops(state["incidents"], report, now), now,
+        settings.flap_drops)
+    items += flap_items
+    report.notes.extend(flap_notes)
+    report.incidents = {key: {k: incident.get(k) for k in ("since", "runs_down", "kicks",
+                                                          "last_outcome", "alerted_at")}
+                        for key, incident in incidents.items()}
+    message = compose_alert(items, report.state, _hostname(), run.run_id, now) if items else None
+    if message is not None:
+        where = ", ".join(settings.alert_destinations) or \
+            "nowhere: no alert destination is configured, this log is the only record"
+        level = OK if message["state"] == "RESOLVED" else max(report.state, WARNING)
+        report.notes.append((level, f"alert to {where}: " + message["text"].replace("\n", " / ")))
+    if run.dry_run:
+        if message is not None:
+            report.alerts.append({"text": message["text"], "items": message["items"],
+                                  "would_send_to": settings.alert_destinations})
+        return report
+
+    pending = deliver_alerts(settings, state["pending_alerts"], message, run.hard_end, report)
+    remembered = remembered_channels(state.get("last_seen"), report, now) \
+        if settings.metrics_file else None
+    try:
+        new_state = {"version": STATE_VERSION, "updated_at": now.isoformat(timespec="seconds"),
+                     "incidents": incidents, "pending_alerts": pending,
+                     "warned": [_digest(text) for text in warnings]}
+        report.elapsed = time.monotonic() - run.started
+        new_state["last_run"] = last_run_record(report, run.run_id,
+                                                datetime.now().astimezone())
+        if activity is not None:
+            new_state["activity"] = activity
+        if flaps:
+            new_state["flaps"] = flaps
+        if remembered is not None:
+            new_state["last_seen"] = remembered
+        capped = save_state(settings.state_path, new_state, settings.redact)
+        if capped:
+            report.notes.append((WARNING, capped))
+    except OSError as exc:
+        report.problems.append((UNKNOWN, f"cannot write the state file {settings.state_path} "
+                                         f"({exc.strerror or type(exc).__name__}): incidents and "
+                                         f"alerts are not tracked; check the folder's "
+                                         f"permissions or HEALTHCHECK_STATE_FILE"))
+    if settings.metrics_file:
+        report.elapsed = time.monotonic() - run.started
+        try:
+            write_metrics(settings.metrics_file, metrics_text(report, incidents, now,
+                                                              remembered,
+                                                              settings.metrics_max_channels))
+        except OSError as exc:
+            report.problems.append((UNKNOWN, f"cannot write the metrics file "
+                                             f"{settings.metrics_file} "
+                                             f"({exc.strerror or type(exc).__name__}): check "
+                                             f"its folder or HEALTHCHECK_METRICS_FILE"))
+    if start_ping is not None:
+        ping_error = start_ping.outcome()
+        if ping_error:
+            report.notes.append((WARNING, ping_error))
+        # healthchecks.io: the plain URL means success, /fail means the check failed. An
+        # incident that has reached a person and is still open fails the check too, so the
+        # ping alone is enough to hear of a channel that stays down.
+        still_open = any(i.get("alerted_at") for i in incidents.values())
+        body = "\n".join(settings.redact(text) for _, text in report.lines())
+        ping_error = send_ping(settings, "" if report.state <= WARNING and not still_open
+                               else "/fail", body[:10000],
+                               min(time.monotonic() + ping_slice(settings.deadline),
+                                   run.hard_end), run.ping_rid)
+        if ping_error:
+            report.notes.append((WARNING, ping_error))
+    return report
