@@ -12,7 +12,7 @@ if [ -n "${WPP_GATEWAY_BASE_URL:-}" ] || grep -qs '^ *WPP_GATEWAY_BASE_URL *= *[
     .venv/bin/python healthcheck_sessions.py --verbose "$@" || status=$?
 else
     echo "No gateway configured in .env: running against the bundled gateway simulator."
-    .venv/bin/python tests/demo.py "$@" || status=$?
+    .venv/bin/python tools/demo.py "$@" || status=$?
 fi
 here=$(pwd -P)
 echo

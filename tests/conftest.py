@@ -9,10 +9,35 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from gateway_simulator import GatewaySimulator
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The simulators, the database servers and the other helpers of the tests.
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from gateway_simulator import GatewaySimulator
+
 SCRIPT = ROOT / "healthcheck_sessions.py"
+PACKAGE = ROOT / "healthcheck"
+#: HEALTHCHECK_TEST_PYZ=<archive> runs the end-to-end tests against the one-file build instead
+#: (.ci/run does this for a part of the suite after building it).
+PYZ = os.environ.get("HEALTHCHECK_TEST_PYZ")
+COMMAND_NAME = "healthcheck_sessions.pyz" if PYZ else "healthcheck_sessions.py"
+
+
+def lay_command(folder: Path) -> Path:
+    """Copy the command into `folder` as an operator deploys it; return the path to run."""
+    if PYZ:
+        shutil.copy(PYZ, folder / COMMAND_NAME)
+    else:
+        shutil.copy(SCRIPT, folder / COMMAND_NAME)
+        shutil.copytree(PACKAGE, folder / "healthcheck",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return folder / COMMAND_NAME
+
+
+def source_files() -> list[Path]:
+    """Every Python file of the command: the entry point and the package."""
+    return [SCRIPT, *sorted(PACKAGE.rglob("*.py"))]
 SECRET = "s3cr3t-T0k3n-9f8e7d6c5b4a"
 
 #: Short timeouts so a hung fault costs seconds, not minutes.
@@ -69,7 +94,9 @@ class Run:
         """All the run printed and wrote, for secret checks."""
         texts = [self.stdout, self.stderr]
         for path in self.home.rglob("*"):
-            if path.is_file() and path.name not in ("healthcheck_sessions.py", ".env"):
+            inside = path.relative_to(self.home).parts
+            if path.is_file() and path.name not in (COMMAND_NAME, ".env") and \
+                    inside[0] != "healthcheck":  # the package's own files
                 texts.append(path.read_text(encoding="utf-8", errors="replace"))
         return "\n".join(texts)
 
@@ -92,10 +119,10 @@ def write_env(path: Path, values: dict[str, str], mode: int = 0o600) -> None:
 
 @pytest.fixture
 def home(tmp_path):
-    """A folder holding a copy of the script, as an operator would lay it next to the panel."""
+    """A folder holding a copy of the command, as an operator would lay it next to the panel."""
     folder = tmp_path / "panel"
     folder.mkdir()
-    shutil.copy(SCRIPT, folder / "healthcheck_sessions.py")
+    lay_command(folder)
     return folder
 
 
@@ -124,7 +151,7 @@ def run_check(home, gateway, tmp_path):
                        if not k.startswith(("WPP_", "HEALTHCHECK_", "INFRA_"))}
         process_env.update(environ or {})
         cwd = cwd or tmp_path  # never the script's folder: cron's cwd is not reliable
-        command: list[str] = [sys.executable, str(home / "healthcheck_sessions.py"), *args]
+        command: list[str] = [sys.executable, str(home / COMMAND_NAME), *args]
         if stdout is not None:
             done = subprocess.run(command, stdout=stdout, stderr=stderr or subprocess.PIPE, cwd=cwd,
                                   env=process_env, timeout=timeout, text=True, check=False)

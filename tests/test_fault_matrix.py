@@ -11,7 +11,7 @@ import os
 import sys
 
 import pytest
-from conftest import ROOT, SECRET, free_port, make_self_signed_certificate
+from conftest import COMMAND_NAME, ROOT, SECRET, free_port, make_self_signed_certificate
 from gateway_simulator import Fault, GatewaySimulator, html_fault, json_fault
 from peak_memory import run_measured
 
@@ -181,7 +181,7 @@ def test_huge_body_keeps_memory_bounded(gateway, home, tmp_path):
     write_env(home / ".env", {"WPP_GATEWAY_BASE_URL": gateway.url, "WPP_GATEWAY_SECRET": SECRET,
                               "HEALTHCHECK_LIST_TIMEOUT": "30"})
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WPP_", "HEALTHCHECK_"))}
-    code, peak_kib, _, stdout, _ = run_measured([sys.executable, str(home / "healthcheck_sessions.py")],
+    code, peak_kib, _, stdout, _ = run_measured([sys.executable, str(home / COMMAND_NAME)],
                                              cwd=tmp_path, env=env, capture_output=True,
                                              text=True)
     assert code == 3

@@ -10,7 +10,7 @@ import sys
 from urllib.parse import quote
 
 import pytest
-from conftest import ROOT, SECRET, write_env
+from conftest import COMMAND_NAME, ROOT, SECRET, write_env
 from gateway_simulator import Fault, json_fault
 
 sys.path.insert(0, str(ROOT))
@@ -200,7 +200,7 @@ def test_two_configurations_sharing_a_state_file_never_interleave(run_check, gat
                               "HEALTHCHECK_LOG_FILE": str(tmp_path / "a" / "a.log"),
                               "HEALTHCHECK_DEADLINE": "30", "HEALTHCHECK_LIST_TIMEOUT": "25"})
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WPP_", "HEALTHCHECK_"))}
-    first = subprocess.Popen([sys.executable, str(home / "healthcheck_sessions.py")],
+    first = subprocess.Popen([sys.executable, str(home / COMMAND_NAME)],
                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
     try:
         import time

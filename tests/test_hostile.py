@@ -12,7 +12,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SECRET, write_env
+from conftest import COMMAND_NAME, ROOT, SECRET, write_env
 from gateway_simulator import Fault, GatewaySimulator, json_fault
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -85,7 +85,7 @@ def test_arbitrary_json_list_as_a_subprocess_exits_0_to_3(shared_gateway, tmp_pa
 
 def start(home, tmp_path, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WPP_", "HEALTHCHECK_"))}
-    return subprocess.Popen([sys.executable, str(home / "healthcheck_sessions.py"), *args],
+    return subprocess.Popen([sys.executable, str(home / COMMAND_NAME), *args],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 

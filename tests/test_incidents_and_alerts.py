@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from conftest import SECRET, free_port
+from conftest import COMMAND_NAME, SECRET, free_port
 from gateway_simulator import Fault, html_fault, json_fault
 
 
@@ -93,7 +93,7 @@ def test_run_killed_mid_run_leaves_a_usable_state_file(run_check, gateway, home,
     before = state_of(home)
     gateway.set_fault("qr", Fault("hang"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WPP_", "HEALTHCHECK_"))}
-    process = subprocess.Popen([sys.executable, str(home / "healthcheck_sessions.py")],
+    process = subprocess.Popen([sys.executable, str(home / COMMAND_NAME)],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     deadline = time.monotonic() + 20

@@ -12,7 +12,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from conftest import ROOT, SECRET, write_env
+from conftest import COMMAND_NAME, ROOT, SECRET, lay_command, write_env
 from gateway_simulator import Fault
 
 #: One performance-data item, from the Nagios plugin development guidelines:
@@ -99,7 +99,7 @@ def _start_hanging_run(home, gateway, tmp_path, extra=None):
               "HEALTHCHECK_VERIFY_SECONDS": "0", **(extra or {})}
     write_env(home / ".env", values)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WPP_", "HEALTHCHECK_"))}
-    process = subprocess.Popen([sys.executable, str(home / "healthcheck_sessions.py")],
+    process = subprocess.Popen([sys.executable, str(home / COMMAND_NAME)],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     calls_before = gateway.count("list")
@@ -181,7 +181,7 @@ def test_sigterm_sends_fail_and_says_what_was_kicked(run_check, gateway, home, t
                               "HEALTHCHECK_QR_TIMEOUT": "50",
                               "HEALTHCHECK_PING_URL": recorder.url + "/p"})
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WPP_", "HEALTHCHECK_"))}
-    process = subprocess.Popen([sys.executable, str(home / "healthcheck_sessions.py")],
+    process = subprocess.Popen([sys.executable, str(home / COMMAND_NAME)],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     for _ in range(600):  # one worker: b's call starts only after a's has ended
@@ -276,7 +276,7 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path):
     # The units name /opt/healthcheck_sessions: lay that out here, with real programs.
     folder = tmp_path / "opt"
     (folder / "logs").mkdir(parents=True)
-    shutil.copy(ROOT / "healthcheck_sessions.py", folder)
+    lay_command(folder)
     service = (ROOT / "deploy" / "healthcheck-sessions.service").read_text()
     service = service.replace("/opt/healthcheck_sessions/.venv/bin/python", sys.executable)
     service = service.replace("/opt/healthcheck_sessions", str(folder))
@@ -324,7 +324,7 @@ def test_python_without_the_packages_says_which_and_how_to_fix(home, tmp_path):
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
     python = bare / "bin" / "python"
-    done = subprocess.run([str(python), str(home / "healthcheck_sessions.py")],
+    done = subprocess.run([str(python), str(home / COMMAND_NAME)],
                           capture_output=True, text=True, cwd=tmp_path, check=False)
     assert done.returncode == 3
     assert done.stdout.startswith("WHATSAPP SESSIONS UNKNOWN - the package requests is not "

@@ -51,7 +51,7 @@ def test_one_connection_pool_is_reused_across_calls(run_check, gateway):
 
 
 def test_importing_the_script_loads_no_optional_module():
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import healthcheck_sessions; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import healthcheck.cli; "
             "print(sorted(m for m in ('cryptography', 'smtplib', 'subprocess', 'shlex', 'fcntl', "
             "'concurrent.futures', 'asyncio', 'dotenv.ipython') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code, str(ROOT)], capture_output=True,

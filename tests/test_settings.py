@@ -139,7 +139,9 @@ def test_encrypted_secret_without_cryptography_says_how_to_install_it(run_check,
 
 def test_every_setting_the_script_reads_is_documented():
     import re
-    script = (ROOT / "healthcheck_sessions.py").read_text()
+
+    from conftest import source_files
+    script = "".join(path.read_text() for path in source_files())
     read = set(re.findall(r'"((?:WPP|HEALTHCHECK|INFRA)_[A-Z_]+)"', script))
     example = (ROOT / ".env.example").read_text()
     readme = (ROOT / "README.md").read_text()
@@ -155,7 +157,8 @@ def test_troubleshooting_table_covers_every_error_line():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Troubleshooting"):]
     section = section[:section.index("\n## ", 5)]
-    phrases = error_phrases(ROOT / "healthcheck_sessions.py")
+    from conftest import source_files
+    phrases = error_phrases(*source_files())
     assert len(phrases) > 50
     missing = sorted(p for p in phrases if p not in section)
     assert not missing, f"add these to the README's troubleshooting table: {missing}"

@@ -1,4 +1,4 @@
-"""The error and warning lines healthcheck_sessions.py can print, found in its source.
+"""The error and warning lines the command can print, found in its sources.
 
 Used by the test that keeps the README's troubleshooting table in step with the script: each
 message's first fixed phrase (the text before the first value put into it, or the first long
@@ -61,7 +61,10 @@ def _messages(tree):
                     yield inner.value
 
 
-def error_phrases(script: Path) -> set[str]:
-    """Return the key phrase of every error or warning line the script can print."""
-    tree = ast.parse(script.read_text(encoding="utf-8"))
-    return {key for key in map(_key, _messages(tree)) if key}
+def error_phrases(*sources: Path) -> set[str]:
+    """Return the key phrase of every error or warning line the command's sources can print."""
+    phrases = set()
+    for source in sources:
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        phrases |= {key for key in map(_key, _messages(tree)) if key}
+    return phrases

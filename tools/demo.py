@@ -8,9 +8,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
 from gateway_simulator import GatewaySimulator
 
-ROOT = Path(__file__).resolve().parent.parent
 LOG = ROOT / "logs" / "demo-healthcheck-sessions.log"
 STATE = ROOT / "logs" / "demo-healthcheck-state.json"  # not the real run's state
 

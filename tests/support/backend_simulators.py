@@ -393,4 +393,4 @@ SIMULATORS = {"waha": WahaSimulator, "evolution": EvolutionSimulator,
 
 
 if __name__ == "__main__":
-    sys.exit("use tests/demo.py --gateway waha|evolution|wppconnect to see one at work")
+    sys.exit("use tools/demo.py --gateway waha|evolution|wppconnect to see one at work")

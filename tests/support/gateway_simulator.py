@@ -6,7 +6,7 @@ POST /api/channels/<id>/start-session, the X-Gateway-Secret check) on a real HTT
 healthcheck_sessions.py can be run against it exactly as cron runs it against the real one.
 
 By hand:
-    python3 tests/gateway_simulator.py --port 8443 --secret demo \\
+    python3 tests/support/gateway_simulator.py --port 8443 --secret demo \\
         --channel pixel12digital=connected --channel imobsites=disconnected
 
 Each --channel is ID=STATUS[:ON_KICK]; ON_KICK is what the session does when kicked (see KICK_BEHAVIOURS).

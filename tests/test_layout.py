@@ -1,0 +1,96 @@
+"""The package's layout holds: imports flow one way, and only the CLI touches the process.
+
+Read with the standard library's ast, so the test needs nothing installed.
+"""
+
+import ast
+
+from conftest import PACKAGE, ROOT
+
+#: Decide from plain data; never import a module that talks to the world.
+PURE = {"constants", "errors", "text", "times", "model", "activity", "silence", "plan", "report",
+        "reference",
+        "incidents"}
+#: Talk to the world: gateways, the database, files, deliveries, the run, the command line.
+EFFECTS = {"bounded", "settings", "gateways", "database", "files", "notify", "run", "cli", "entry"}
+#: A gateway client lists and revives; what to do with the answer is decided elsewhere.
+NOT_FOR_GATEWAYS = {"plan", "report", "incidents", "silence", "activity", "run", "cli", "notify",
+                    "files", "database", "entry"}
+#: Only these may print, exit or handle signals (entry prints the missing-package line).
+PROCESS_OWNERS = {"cli", "entry"}
+
+
+def modules() -> dict[str, ast.Module]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        name = name.removesuffix(".__init__") if name != "__init__" else "__init__"
+        found[name] = ast.parse(path.read_text(encoding="utf-8"))
+    return found
+
+
+def imported(name: str, tree: ast.Module) -> set[str]:
+    """The package's top-level modules (gateways as one) that module `name` imports."""
+    in_gateways = name.startswith("gateways")
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            if in_gateways and node.level == 1:
+                out.add("gateways")
+            elif node.module:
+                out.add(node.module.split(".")[0])
+            else:  # from . import cli
+                out |= {alias.name for alias in node.names}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            out |= {n.split(".")[1] for n in names if n.startswith("healthcheck.")}
+    return out
+
+
+def test_every_module_is_placed_in_a_layer():
+    top = {name.split(".")[0] for name in modules()} - {"__init__"}
+    assert top <= PURE | EFFECTS, f"put these in PURE or EFFECTS: {sorted(top - PURE - EFFECTS)}"
+
+
+def test_pure_modules_import_no_effect_module():
+    for name, tree in modules().items():
+        if name in PURE:
+            wrong = imported(name, tree) & EFFECTS
+            assert not wrong, f"healthcheck.{name} (pure) imports {sorted(wrong)}"
+
+
+def test_gateways_import_no_decision_nor_run():
+    for name, tree in modules().items():
+        if name.startswith("gateways"):
+            wrong = imported(name, tree) & NOT_FOR_GATEWAYS
+            assert not wrong, f"healthcheck.{name} imports {sorted(wrong)}"
+
+
+def test_only_the_cli_prints_exits_or_handles_signals():
+    for name, tree in modules().items():
+        if name in PROCESS_OWNERS:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "print":
+                raise AssertionError(f"healthcheck.{name} prints (line {node.lineno})")
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and (
+                    (node.value.id == "sys" and node.attr in ("exit", "stdout", "stderr"))
+                    or node.value.id == "signal"):
+                raise AssertionError(f"healthcheck.{name} uses {node.value.id}.{node.attr} "
+                                     f"(line {node.lineno})")
+
+
+def test_each_gateway_is_one_module_behind_the_declared_interface():
+    gateways = modules()["gateways"]
+    registered = [n for n in ast.walk(gateways) if isinstance(n, ast.ImportFrom)]
+    assert {n.module for n in registered} == {"wrapper", "waha", "evolution", "wppconnect"}
+    for module in ("wrapper", "waha", "evolution", "wppconnect"):
+        tree = modules()[f"gateways.{module}"]
+        classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+        assert [ast.unparse(b) for c in classes for b in c.bases] == ["Gateway"], module
+
+
+def test_the_entry_point_is_thin():
+    tree = ast.parse((ROOT / "healthcheck_sessions.py").read_text(encoding="utf-8"))
+    code = [n for n in tree.body if not isinstance(n, (ast.Expr, ast.Import, ast.ImportFrom))]
+    assert len(code) == 1 and isinstance(code[0], ast.If)  # if __name__ == "__main__"
