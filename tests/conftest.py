@@ -163,6 +163,43 @@ def run_check(home, gateway, tmp_path):
     return run
 
 
+#: The API key the WAHA, Evolution API and WPPConnect-Server simulators are started with.
+BACKEND_KEY = "gw-key-5f4e3d2c1b0a9988"
+
+
+@pytest.fixture
+def backends():
+    """A factory of started gateway simulators; each is checked for forbidden calls at the end."""
+    from backend_simulators import SIMULATORS
+    started = []
+
+    def make(kind: str, **kwargs):
+        sim = SIMULATORS[kind](secret=BACKEND_KEY, **kwargs)
+        sim.start()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim.stop()
+        forbidden = [(r["method"], r["path"]) for r in sim.requests
+                     if r["endpoint"] == "forbidden"]
+        assert not forbidden, f"a login-destroying call was made: {forbidden}"
+
+
+def settings_for(kind: str, sim, **extra) -> dict:
+    """The settings of a run against the simulator `sim` of gateway `kind`."""
+    return {"HEALTHCHECK_GATEWAY": kind, "HEALTHCHECK_GATEWAY_URL": sim.url,
+            "HEALTHCHECK_GATEWAY_KEY": BACKEND_KEY, "WPP_GATEWAY_BASE_URL": None,
+            "WPP_GATEWAY_SECRET": None, **extra}
+
+
+def channels_of(run) -> dict:
+    """The channels of a --json run, by id."""
+    import json
+    return {c["id"]: c for c in json.loads(run.stdout)["channels"]}
+
+
 class Recorder:
     """A real HTTP server on 127.0.0.1 that records every request (webhooks, pings)."""
 

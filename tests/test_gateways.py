@@ -8,39 +8,8 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from backend_simulators import SIMULATORS
+from conftest import BACKEND_KEY, channels_of, settings_for
 from gateway_simulator import Fault, html_fault, json_fault
-
-KEY = "gw-key-5f4e3d2c1b0a9988"
-
-
-@pytest.fixture
-def backends():
-    """A factory of started gateway simulators; each is checked for forbidden calls at the end."""
-    started = []
-
-    def make(kind: str, **kwargs):
-        sim = SIMULATORS[kind](secret=KEY, **kwargs)
-        sim.start()
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
-        forbidden = [(r["method"], r["path"]) for r in sim.requests
-                     if r["endpoint"] == "forbidden"]
-        assert not forbidden, f"a login-destroying call was made: {forbidden}"
-
-
-def settings_for(kind: str, sim, **extra) -> dict:
-    return {"HEALTHCHECK_GATEWAY": kind, "HEALTHCHECK_GATEWAY_URL": sim.url,
-            "HEALTHCHECK_GATEWAY_KEY": KEY, "WPP_GATEWAY_BASE_URL": None,
-            "WPP_GATEWAY_SECRET": None, **extra}
-
-
-def channels_of(run) -> dict:
-    return {c["id"]: c for c in json.loads(run.stdout)["channels"]}
 
 
 def with_sessions(kind, make, **conditions):
@@ -281,7 +250,7 @@ def test_wppconnect_secret_and_tokens_never_leave(run_check, backends):
     tokens = [t for ts in sim.tokens.values() for t in ts]
     assert tokens
     for text in (run.everything(), run_text):
-        assert KEY not in text and KEY[:8] not in text
+        assert BACKEND_KEY not in text and BACKEND_KEY[:8] not in text
         for token in tokens:
             assert token not in text and token[7:20] not in text
 
@@ -325,7 +294,7 @@ def test_fault_matrix_on_the_list(run_check, backends, kind, fault):
     assert run.code == EXIT[fault], run.stdout + run.stderr
     assert run.first_line.startswith("WHATSAPP SESSIONS") and run.log
     assert "Traceback" not in run.stdout + run.stderr
-    assert KEY not in run.everything()
+    assert BACKEND_KEY not in run.everything()
 
 
 @pytest.mark.parametrize("kind", KINDS)

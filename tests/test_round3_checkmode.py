@@ -249,11 +249,13 @@ def read_metrics(path) -> dict:
 
 def _hs():
     import sys
+    from types import SimpleNamespace
 
     from conftest import ROOT
     sys.path.insert(0, str(ROOT))
-    import healthcheck_sessions
-    return healthcheck_sessions
+    from healthcheck import model, report
+    return SimpleNamespace(judge_last_run=report.judge_last_run, Report=report.Report,
+                           ChannelReport=model.ChannelReport)
 
 
 def test_judge_last_run_takes_a_run_from_the_future_as_fresh():

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import FAST_SETTINGS, ROOT, SECRET, write_env
+from conftest import COMMAND_NAME, FAST_SETTINGS, ROOT, SECRET, source_files, write_env
 from gateway_simulator import json_fault
 
 sys.path.insert(0, str(ROOT))
@@ -22,6 +22,7 @@ from healthcheck.text import Redactor, series_names
 SWAPPER = r"""
 import os, runpy, sys
 script, folder, victim = sys.argv[1:4]
+sys.path.insert(0, os.path.dirname(script))  # as `python script` would: the package beside it
 swapped = []
 def hook(event, args):
     if event == "os.chmod" and not swapped:
@@ -43,7 +44,7 @@ def run_with_swapper(home: Path, folder: Path, victim: Path, env: dict, cwd: Pat
     process_env = {k: v for k, v in os.environ.items()
                    if not k.startswith(("WPP_", "HEALTHCHECK_", "INFRA_"))}
     write_env(home / ".env", env)
-    return subprocess.run([sys.executable, str(runner), str(home / "healthcheck_sessions.py"),
+    return subprocess.run([sys.executable, str(runner), str(home / COMMAND_NAME),
                            str(folder), str(victim)], capture_output=True, text=True,
                           env=process_env, cwd=cwd, timeout=60, check=False)
 
@@ -71,9 +72,11 @@ def test_swapped_metrics_temporary_file_never_changes_the_victims_mode(home, gat
 
 def test_no_file_mode_is_set_by_name():
     import ast
-    tree = ast.parse((ROOT / "healthcheck_sessions.py").read_text(encoding="utf-8"))
-    by_name = [node.lineno for node in ast.walk(tree)
-               if isinstance(node, ast.Attribute) and node.attr in ("chmod", "lchmod")]
+    by_name = []
+    for source in source_files():
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        by_name += [(source.name, node.lineno) for node in ast.walk(tree)
+                    if isinstance(node, ast.Attribute) and node.attr in ("chmod", "lchmod")]
     assert by_name == []
 
 
@@ -284,7 +287,7 @@ def test_system_python_without_the_packages_suggests_a_venv_first(home, tmp_path
     """Cron's /usr/bin/python3 without the packages: pip install there is refused (PEP 668)."""
     # The base interpreter (not a venv) without site-packages: a system Python lacking them.
     python = os.path.realpath(sys.executable)
-    done = subprocess.run([python, "-S", str(home / "healthcheck_sessions.py")],
+    done = subprocess.run([python, "-S", str(home / COMMAND_NAME)],
                           capture_output=True, text=True, cwd=tmp_path, check=False)
     assert done.returncode == 3
     line = done.stdout.strip()
@@ -307,11 +310,15 @@ def try_sh_copy(tmp_path: Path) -> Path:
     """A copy of the repository's try.sh folder, its venv a stand-in that installs nothing."""
     import shutil
     folder = tmp_path / "clone"
-    (folder / "tests").mkdir(parents=True)
+    (folder / "tests" / "support").mkdir(parents=True)
+    (folder / "tools").mkdir()
     for name in ("try.sh", "healthcheck_sessions.py", "requirements.txt"):
         shutil.copy(ROOT / name, folder / name)
-    for name in ("demo.py", "gateway_simulator.py"):
-        shutil.copy(ROOT / "tests" / name, folder / "tests" / name)
+    shutil.copytree(ROOT / "healthcheck", folder / "healthcheck",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "tools" / "demo.py", folder / "tools" / "demo.py")
+    shutil.copy(ROOT / "tests" / "support" / "gateway_simulator.py",
+                folder / "tests" / "support" / "gateway_simulator.py")
     python = folder / ".venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
     python.write_text(f'#!/bin/sh\n[ "$1 $2" = "-m pip" ] && exit 0\nexec {sys.executable} "$@"\n')

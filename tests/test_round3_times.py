@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import ROOT, ActivityDatabase
+from test_activity import every
 
 sys.path.insert(0, str(ROOT))
 from healthcheck.activity import clock_repeats, hourly_counts, learn_activity, to_epoch
@@ -24,15 +25,6 @@ from healthcheck.silence import assess_silence
 
 NOW = datetime.now(timezone.utc)
 EVERYTHING = "SELECT channel, received_at FROM inbound"  # a query that ignores :since
-
-
-def every(step: timedelta, start: timedelta, end: timedelta = timedelta(0)) -> list[datetime]:
-    """Times from `start` ago up to `end` ago, one per `step`."""
-    times, at = [], NOW - start
-    while at <= NOW - end:
-        times.append(at)
-        at += step
-    return times
 
 
 def state_of(home) -> dict:

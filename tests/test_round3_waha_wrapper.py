@@ -9,41 +9,10 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from backend_simulators import SIMULATORS
+from conftest import BACKEND_KEY, channels_of, settings_for
 from gateway_simulator import Fault
 
 from healthcheck.incidents import plan_flaps
-
-KEY = "gw-key-5f4e3d2c1b0a9988"
-
-
-@pytest.fixture
-def backends():
-    """A factory of started gateway simulators; each is checked for forbidden calls at the end."""
-    started = []
-
-    def make(kind: str, **kwargs):
-        sim = SIMULATORS[kind](secret=KEY, **kwargs)
-        sim.start()
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
-        forbidden = [(r["method"], r["path"]) for r in sim.requests
-                     if r["endpoint"] == "forbidden"]
-        assert not forbidden, f"a login-destroying call was made: {forbidden}"
-
-
-def settings_for(kind: str, sim, **extra) -> dict:
-    return {"HEALTHCHECK_GATEWAY": kind, "HEALTHCHECK_GATEWAY_URL": sim.url,
-            "HEALTHCHECK_GATEWAY_KEY": KEY, "WPP_GATEWAY_BASE_URL": None,
-            "WPP_GATEWAY_SECRET": None, **extra}
-
-
-def channels_of(run) -> dict:
-    return {c["id"]: c for c in json.loads(run.stdout)["channels"]}
 
 
 def state_of(home) -> dict:
@@ -56,7 +25,7 @@ def test_waha_simulator_restart_answers_starting_and_fails_only_after_its_period
     import requests
     sim = backends("waha", failed_after=0.3, restart_seconds=0.2)
     sim.add_session("default", "STOPPED", on_restart="fail")
-    url, headers = sim.url + "/api/sessions/default", {"X-Api-Key": KEY}
+    url, headers = sim.url + "/api/sessions/default", {"X-Api-Key": BACKEND_KEY}
     assert requests.post(url + "/restart", headers=headers).json()["status"] == "STARTING"
     assert requests.get(url, headers=headers).json()["status"] == "STARTING"
     sim.sessions["default"]["next"] = (0, "FAILED")  # the period is over
@@ -208,11 +177,11 @@ def test_wppconnect_refused_token_does_not_blame_the_key(run_check, backends):
 def test_wrapper_settings_pointed_at_another_gateway_say_so(run_check, backends, kind,
                                                             question):
     sim = backends(kind)
-    run = run_check(env={"WPP_GATEWAY_BASE_URL": sim.url, "WPP_GATEWAY_SECRET": KEY})
+    run = run_check(env={"WPP_GATEWAY_BASE_URL": sim.url, "WPP_GATEWAY_SECRET": BACKEND_KEY})
     assert run.code == 2, run.stdout
     assert f"HEALTHCHECK_GATEWAY is wrapper: {question}" in run.first_line
     assert f"HEALTHCHECK_GATEWAY={kind}" in run.stdout
-    assert "INFRA_SECRET_KEY" not in run.stdout and KEY not in run.everything()
+    assert "INFRA_SECRET_KEY" not in run.stdout and BACKEND_KEY not in run.everything()
 
 
 def test_wrapper_refusing_its_own_secret_still_names_it(run_check, gateway):

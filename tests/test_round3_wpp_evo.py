@@ -10,42 +10,14 @@ cannot connect an instance it has not loaded, and a dead connection flips close/
 import json
 
 import pytest
-from backend_simulators import SIMULATORS
+from conftest import channels_of, settings_for
 from gateway_simulator import Fault
 
-KEY = "gw-key-5f4e3d2c1b0a9988"
 STATUS_ENDPOINT = {"evolution": "state", "wppconnect": "status"}
-
-
-@pytest.fixture
-def backend():
-    """A factory of started simulators; none may receive a login-destroying call."""
-    started = []
-
-    def make(kind: str, **kwargs):
-        sim = SIMULATORS[kind](secret=KEY, **kwargs)
-        sim.start()
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
-        assert not [r["path"] for r in sim.requests if r["endpoint"] == "forbidden"]
-
-
-def settings_for(kind: str, sim, **extra) -> dict:
-    return {"HEALTHCHECK_GATEWAY": kind, "HEALTHCHECK_GATEWAY_URL": sim.url,
-            "HEALTHCHECK_GATEWAY_KEY": KEY, "WPP_GATEWAY_BASE_URL": None,
-            "WPP_GATEWAY_SECRET": None, **extra}
 
 
 def report_of(run) -> dict:
     return json.loads(run.stdout)
-
-
-def channels_of(run) -> dict:
-    return {c["id"]: c for c in report_of(run)["channels"]}
 
 
 def needs_person(kind: str, sim, name: str):
@@ -72,8 +44,8 @@ def break_reads(kind: str, sim, channel=None):
 
 @pytest.mark.parametrize("kind", ["wppconnect", "evolution"])
 def test_failed_status_read_keeps_the_incident_and_sends_no_false_resolved(
-        run_check, backend, recorder, kind):
-    sim = backend(kind)
+        run_check, backends, recorder, kind):
+    sim = backends(kind)
     connected(kind, sim, "a")
     needs_person(kind, sim, "b")
     env = settings_for(kind, sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook",
@@ -101,8 +73,8 @@ def test_failed_status_read_keeps_the_incident_and_sends_no_false_resolved(
 
 
 @pytest.mark.parametrize("kind", ["wppconnect", "evolution"])
-def test_every_status_read_failing_is_the_gateway_failing(run_check, backend, kind):
-    sim = backend(kind)
+def test_every_status_read_failing_is_the_gateway_failing(run_check, backends, kind):
+    sim = backends(kind)
     connected(kind, sim, "a")
     connected(kind, sim, "b")
     break_reads(kind, sim)
@@ -117,10 +89,10 @@ def test_every_status_read_failing_is_the_gateway_failing(run_check, backend, ki
 
 # -- 2. a WPPConnect session that lost its login looks stopped ---------------------------------
 
-def test_wppconnect_unlinked_session_goes_to_a_person_once_and_backs_off(run_check, backend,
+def test_wppconnect_unlinked_session_goes_to_a_person_once_and_backs_off(run_check, backends,
                                                                          recorder):
     # qr_seconds=0: the QR its start shows is closed unscanned by the next status read.
-    sim = backend("wppconnect", start_seconds=0, qr_seconds=0)
+    sim = backends("wppconnect", start_seconds=0, qr_seconds=0)
     sim.add_session("a", "CONNECTED")
     sim.unlink("a")  # the phone unlinked the device: CLOSED, like a stopped session
     env = settings_for("wppconnect", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook")
@@ -148,9 +120,9 @@ def test_wppconnect_unlinked_session_goes_to_a_person_once_and_backs_off(run_che
 
 
 def test_wppconnect_closed_with_its_last_qr_needs_a_person_before_any_restart(
-        run_check, backend, recorder):
+        run_check, backends, recorder):
     # After a server restart its start-all showed a QR nobody scanned: CLOSED, with that QR.
-    sim = backend("wppconnect", qr_seconds=0)
+    sim = backends("wppconnect", qr_seconds=0)
     sim.add_session("a", "QRCODE", page_alive=False, on_start="qr")
     env = settings_for("wppconnect", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook")
     run = run_check("--json", env=env)
@@ -161,8 +133,8 @@ def test_wppconnect_closed_with_its_last_qr_needs_a_person_before_any_restart(
     assert alert["items"][0]["reason"] == "qr"
 
 
-def test_wppconnect_qr_after_the_start_is_read_in_the_same_run(run_check, backend, recorder):
-    sim = backend("wppconnect", start_seconds=0)  # the QR stays up its 60 s
+def test_wppconnect_qr_after_the_start_is_read_in_the_same_run(run_check, backends, recorder):
+    sim = backends("wppconnect", start_seconds=0)  # the QR stays up its 60 s
     sim.add_session("a", "CONNECTED")
     sim.unlink("a")
     run = run_check("--json", env=settings_for(
@@ -175,9 +147,9 @@ def test_wppconnect_qr_after_the_start_is_read_in_the_same_run(run_check, backen
     assert alert["items"][0]["reason"] == "qr"
 
 
-def test_wppconnect_stopped_session_with_its_login_is_still_just_started(run_check, backend,
+def test_wppconnect_stopped_session_with_its_login_is_still_just_started(run_check, backends,
                                                                          recorder):
-    sim = backend("wppconnect", start_seconds=0)
+    sim = backends("wppconnect", start_seconds=0)
     sim.add_session("a", "CLOSED", page_alive=False, on_start="recover")
     env = settings_for("wppconnect", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook")
     first = run_check("--json", env=env)
@@ -189,8 +161,8 @@ def test_wppconnect_stopped_session_with_its_login_is_still_just_started(run_che
 # -- 4. an Evolution instance the running server has not loaded --------------------------------
 
 def test_evolution_instance_not_loaded_says_restart_evolution_once_and_backs_off(
-        run_check, backend, recorder):
-    sim = backend("evolution")
+        run_check, backends, recorder):
+    sim = backends("evolution")
     sim.add_instance("a", memory=None, db="open")  # in the database, not in this process
     env = settings_for("evolution", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook")
     first = run_check(env=env)
@@ -219,8 +191,8 @@ def test_evolution_instance_not_loaded_says_restart_evolution_once_and_backs_off
 # -- 5. Evolution's own reconnect loop ----------------------------------------------------------
 
 def test_evolution_instance_flipping_close_connecting_is_one_transient_incident(
-        run_check, backend, recorder):
-    sim = backend("evolution")
+        run_check, backends, recorder):
+    sim = backends("evolution")
     # flip_seconds=0: each state read sees the other word, as runs minutes apart would.
     sim.add_instance("a", memory="close", db="open", flip_seconds=0)
     env = settings_for("evolution", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook",
@@ -252,9 +224,9 @@ def test_evolution_instance_flipping_close_connecting_is_one_transient_incident(
     assert len(recorder.requests) == 1  # alerted once
 
 
-def test_evolution_qr_that_ends_close_stays_with_a_person_not_a_loop(run_check, backend,
+def test_evolution_qr_that_ends_close_stays_with_a_person_not_a_loop(run_check, backends,
                                                                     recorder):
-    sim = backend("evolution")
+    sim = backends("evolution")
     sim.add_instance("a", memory="connecting", db="connecting", on_connect="qr")  # a QR is up
     env = settings_for("evolution", sim, HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook",
                        HEALTHCHECK_STARTING_GRACE_MINUTES="0")
