@@ -40,6 +40,7 @@ Exit status (the monitoring-plugin convention, so Nagios/Icinga/Zabbix can run i
     3 UNKNOWN   bad settings, an answer outside the contract, another run in progress, the
                 activity source failed
 
+The code is in the healthcheck package beside this file (docs/development.md draws it).
 Homepage: the project's README. License: MIT.
 """
 

@@ -17,7 +17,6 @@ from .constants import (
     DEADLINE_RESERVE_MAX,
     DEFAULT_ENV_FILE,
     DEFAULT_LOG_FILE,
-    ENV_HELP,
     MAX_TRACEBACK_LINES,
     OK,
     PROGRAM,
@@ -31,6 +30,7 @@ from .entry import _new_run_id
 from .errors import HealthcheckError, RunInterrupted
 from .files import RunLock, append_log, is_same_file, read_last_run
 from .notify import send_ping
+from .reference import settings_help
 from .report import Report, judge_last_run
 from .run import RunContext, _bug_report, _interrupted, run_check
 from .settings import Settings, _EnvSource, load_settings
@@ -67,7 +67,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         prog="healthcheck_sessions.py",
         description="Reconnects the WhatsApp sessions of a WPPConnect gateway that are not "
                     "connected. Silent and exit 0 when all are connected.",
-        epilog=ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False)  # `--js` must not quietly mean --json
     parser.add_argument("--dry-run", action="store_true",
                         help="check and report, but make no reconnect call and write nothing")

@@ -184,65 +184,6 @@ OUTCOME_STATES = {
     "not_called": CRITICAL,           # due, but no time was left in the deadline: no call made
 }
 
-ENV_HELP = """\
-settings (.env beside the script, or --env-file; the environment wins over the file):
-  HEALTHCHECK_GATEWAY          wrapper (default), waha, evolution or wppconnect
-  HEALTHCHECK_GATEWAY_URL      the gateway's address (wrapper: WPP_GATEWAY_BASE_URL also works)
-  HEALTHCHECK_GATEWAY_KEY      WAHA X-Api-Key, Evolution apikey, WPPConnect SECRET_KEY
-  HEALTHCHECK_STARTING_GRACE_MINUTES  a starting session is left alone this long (default 10)
-  HEALTHCHECK_SILENT_ACTION    alert (default) or restart: what a silent channel gets
-  WPP_GATEWAY_BASE_URL         gateway address, e.g. https://wpp.example.com:8443
-  WPP_GATEWAY_SECRET           sent as X-Gateway-Secret; may be the panel's encrypted form
-  INFRA_SECRET_KEY             the panel's key, to decrypt an encrypted WPP_GATEWAY_SECRET
-  HEALTHCHECK_LOG_FILE         log path (default logs/healthcheck-sessions.log beside the script)
-  HEALTHCHECK_CONNECT_TIMEOUT  seconds to connect (default 10)
-  HEALTHCHECK_LIST_TIMEOUT     seconds for GET /api/channels (default 90)
-  HEALTHCHECK_QR_TIMEOUT       seconds for each reconnect call (default 30)
-  HEALTHCHECK_DEADLINE         seconds a whole run may last (default 600)
-  HEALTHCHECK_WORKERS          reconnect calls at once (default 4)
-  HEALTHCHECK_VERIFY_TLS       true/false: check the gateway's certificate (default true)
-  HEALTHCHECK_CA_BUNDLE        a CA file to trust instead of the system's
-  HEALTHCHECK_EXPECTED_CHANNELS  comma-separated channels that must be listed
-  HEALTHCHECK_IGNORE_CHANNELS  channels (or shell-style patterns: test-*) never revived nor alerted
-  HEALTHCHECK_STATE_FILE       incidents across runs (default healthcheck-state.json by the log)
-  HEALTHCHECK_VERIFY_SECONDS   wait, then list again to check the kicks (default 30; 0 off)
-  HEALTHCHECK_ALERT_AFTER      runs down in a row before a person is told (default 2)
-  HEALTHCHECK_ALERT_REPEAT_HOURS  reminder interval while an incident lasts (default 6)
-  HEALTHCHECK_ALERT_TIMEOUT    seconds for each alert delivery and ping (default 10)
-  HEALTHCHECK_ALERT_WEBHOOK_URL  POST alerts as JSON with a "text" field (Slack, Mattermost...),
-                               escaped for the renderer its URL names
-  HEALTHCHECK_SMTP_HOST        alerts by e-mail through this SMTP server
-  HEALTHCHECK_SMTP_PORT        its port (default 465 with ssl, 587 with starttls, 25 with off)
-  HEALTHCHECK_SMTP_USER        login, if the server wants one
-  HEALTHCHECK_SMTP_PASSWORD    password for that login
-  HEALTHCHECK_SMTP_FROM        sender address
-  HEALTHCHECK_SMTP_TO          comma-separated recipients
-  HEALTHCHECK_SMTP_TLS         starttls, ssl (implicit TLS) or off (default ssl on port 465,
-                               else starttls); certificates are always checked
-  HEALTHCHECK_SMTP_STARTTLS    older alias: false is HEALTHCHECK_SMTP_TLS=off
-  HEALTHCHECK_SMTP_CA_BUNDLE   a CA file that signed the SMTP server's certificate
-  HEALTHCHECK_ALERT_COMMAND    a command that gets each alert as JSON on stdin
-  HEALTHCHECK_PING_URL         dead man's switch: <url>/start, <url>, <url>/fail
-  HEALTHCHECK_METRICS_FILE     Prometheus metrics, rewritten every run (node_exporter textfile)
-  HEALTHCHECK_METRICS_MAX_CHANNELS  per-channel series in the metrics file (default 5000)
-  HEALTHCHECK_STATUS_MAX_AGE_MINUTES  --status: a last run older than this is CRITICAL (default 35)
-  HEALTHCHECK_QR_RETRY_HOURS   after a QR, kick on runs 2, 4, 8... then this often (default 6)
-  HEALTHCHECK_FLAP_DROPS       repaired drops within 24 h that make a channel flapping (default 4;
-                               0 off): one alert, a daily reminder, resolved after 24 h calm
-  HEALTHCHECK_ACTIVITY_DB      database of inbound messages (sqlite:///..., mysql+pymysql://...,
-                               postgresql+psycopg://...) or `panel` (the panel's DB_* settings)
-  HEALTHCHECK_ACTIVITY_QUERY   SQL returning (channel, received_at) rows after :since
-  HEALTHCHECK_ACTIVITY_TZ      zone of naive times in that database (default: this machine's)
-  HEALTHCHECK_ACTIVITY_TIMEOUT seconds for the activity query (default 30)
-  HEALTHCHECK_SILENT_HOURS     a connected channel silent this long is reported (default 72)
-  HEALTHCHECK_SILENT_HOURS_BY_CHANNEL  per channel: imobsites=168,orsegups=off
-  HEALTHCHECK_SILENT_MIN_MINUTES  the earliest a busy channel is called silent (default 60)
-  DB_HOST DB_PORT DB_NAME DB_USER DB_PASS DB_CHARSET  the panel's database, for `panel`
-  DB_SOCKET                    the socket DB_HOST=localhost means (default: the usual paths)
-
-exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
-"""
-
 
 def install_hint(requirements: str) -> str:
     """Return the command that installs `requirements` for the script, a venv's pip first.

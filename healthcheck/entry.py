@@ -34,7 +34,7 @@ def _report_missing_package(package: str) -> int:
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
-    """Run one check and return its exit status; one line, not a traceback, for a missing package."""
+    """Run one check and return its exit status; a missing package is one line, not a traceback."""
     for package in ("requests", "dotenv"):
         try:
             importlib.import_module(package)

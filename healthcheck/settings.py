@@ -396,7 +396,8 @@ def _load_activity(source: _EnvSource) -> Optional[ActivitySettings]:
                                    f"{source.where('HEALTHCHECK_ACTIVITY_DB')}")
         url = raw
         query = source.required("HEALTHCHECK_ACTIVITY_QUERY", "SQL returning (channel, "
-                                "received_at) rows received after :since; see the README")
+                                "received_at) rows received after :since; see "
+                                "docs/silent-channels-and-backoff.md")
     zone = source.get("HEALTHCHECK_ACTIVITY_TZ")
     if zone is not None:
         try:

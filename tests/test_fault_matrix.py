@@ -1,6 +1,6 @@
 """The reliability and security matrix: each fault on the list call and on a kick (hostile issue).
 
-Every row is published in the README's fault matrix; `test_readme_publishes_the_matrix` keeps
+Every row is published in the fault matrix of docs/security.md; `test_readme_publishes_the_matrix` keeps
 the two in step. For each fault: the exit status, one line that says what to check, no traceback,
 a log line, the other channels still handled, no piece of the secret anywhere, and a state file
 that still parses.
@@ -164,7 +164,7 @@ def test_fault_on_a_kick(run_check, gateway, other_host, tmp_path, name, kind, c
 
 
 def test_readme_publishes_the_matrix():
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "security.md").read_text()
     for where, rows in (("list", LIST_FAULTS), ("kick", KICK_FAULTS)):
         for name, _, code, says in rows:
             row = [line for line in readme.splitlines()

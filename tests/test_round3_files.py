@@ -298,7 +298,7 @@ def test_system_python_without_the_packages_suggests_a_venv_first(home, tmp_path
 
 
 def test_docs_never_suggest_a_system_wide_pip_install():
-    for name in ("README.md", ".env.example"):
+    for name in ("README.md", ".env.example", *(f"docs/{d.name}" for d in (ROOT / "docs").glob("*.md"))):
         text = (ROOT / name).read_text(encoding="utf-8")
         # A command to run: at a line's or a code span's start, with something to install.
         suggested = re.findall(r"(?m)(?:^|`|#\s)\s*(?:sudo\s+)?(?:python3? -m pip|pip3?) install "
@@ -383,21 +383,22 @@ def test_clear_text_warning_names_the_setting_of_this_gateway(run_check, tmp_pat
     assert "WPP_GATEWAY_BASE_URL" not in run.stderr
 
 
-def readme_section(title: str) -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def readme_section(title: str, document: str = "README.md") -> str:
+    text = (ROOT / document).read_text(encoding="utf-8")
     start = text.index(f"\n## {title}")
     end = text.find("\n## ", start + 1)
     return text[start:end if end > 0 else None]
 
 
 def test_readme_says_debian_cron_titles_a_repair_failed():
-    section = readme_section("Exit status")
-    assert "(failed)" in section and "Debian" in section and "Exit 1 is a WARNING by design" \
-        in section
+    for section in (readme_section("What cron's e-mail means"),
+                    readme_section("Exit status", "docs/alerts-and-log.md")):
+        assert "(failed)" in section and "Debian" in section and \
+            "Exit 1 is a WARNING by design" in section
 
 
 def test_metrics_folder_is_debians_node_exporter_default():
-    for name in ("README.md", ".env.example"):
+    for name in ("docs/monitoring.md", ".env.example"):
         text = (ROOT / name).read_text(encoding="utf-8")
         assert "HEALTHCHECK_METRICS_FILE=/var/lib/prometheus/node-exporter/whatsapp.prom" in text
         assert "textfile_collector" not in text, name

@@ -137,28 +137,43 @@ def test_encrypted_secret_without_cryptography_says_how_to_install_it(run_check,
     assert "Traceback" not in run.stdout + run.stderr
 
 
-def test_every_setting_the_script_reads_is_documented():
+def test_every_setting_the_code_reads_is_in_the_one_table():
+    """healthcheck/reference.py names exactly the variables the code reads."""
     import re
 
     from conftest import source_files
-    script = "".join(path.read_text() for path in source_files())
-    read = set(re.findall(r'"((?:WPP|HEALTHCHECK|INFRA)_[A-Z_]+)"', script))
+
+    from healthcheck.reference import SETTINGS
+    code = "".join(path.read_text() for path in source_files()
+                   if path.name != "reference.py")
+    read = set(re.findall(r'"((?:WPP|HEALTHCHECK|INFRA|DB)_[A-Z_]+)"', code))
+    table = [setting.name for setting in SETTINGS]
+    assert len(read) > 20 and len(table) == len(set(table))
+    assert sorted(read - set(table)) == [], "add these to healthcheck/reference.py"
+    assert sorted(set(table) - read) == [], "the code no longer reads these"
+
+
+def test_env_example_and_docs_follow_the_table():
+    import re
+    import subprocess
+    import sys
+
+    from healthcheck.reference import SETTINGS
     example = (ROOT / ".env.example").read_text()
-    readme = (ROOT / "README.md").read_text()
-    assert len(read) > 20
-    for name in read:
-        assert re.search(rf"^#? *{name}=", example, re.MULTILINE), f"{name} not in .env.example"
-        assert f"`{name}`" in readme, f"{name} not in the README's table"
+    documented = set(re.findall(r"^#? *([A-Z][A-Z0-9_]+)=", example, re.MULTILINE))
+    assert documented == {setting.name for setting in SETTINGS}
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "make_docs.py"), "--check"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout
 
 
 def test_troubleshooting_table_covers_every_error_line():
-    """Each error or warning the script can print has a row in the README's troubleshooting."""
+    """Each error or warning the command can print has a row in docs/troubleshooting.md."""
     from error_lines import error_phrases
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Troubleshooting"):]
-    section = section[:section.index("\n## ", 5)]
+    readme = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    section = readme
     from conftest import source_files
     phrases = error_phrases(*source_files())
     assert len(phrases) > 50
     missing = sorted(p for p in phrases if p not in section)
-    assert not missing, f"add these to the README's troubleshooting table: {missing}"
+    assert not missing, f"add these to the troubleshooting table (docs/): {missing}"

@@ -50,7 +50,8 @@ def build(output: Path) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("-o", "--output", type=Path, default=ROOT / "dist" / "healthcheck_sessions.pyz")
+    parser.add_argument("-o", "--output", type=Path,
+                        default=ROOT / "dist" / "healthcheck_sessions.pyz")
     args = parser.parse_args()
     path = build(args.output)
     print(f"built {path} ({path.stat().st_size // 1024} KB, bytecode for Python "

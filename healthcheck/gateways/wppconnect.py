@@ -32,8 +32,8 @@ class WppconnectGateway(Gateway):
     session's stored webhook settings); a CONNECTED session whose page is dead is closed and
     started again. Never close an INITIALIZING session: the real server answers 500, leaves
     its Chromium running, and every later start hangs. A lost login reads CLOSED, like a stop:
-    CLOSED with the QR it last showed, or CLOSED again after its own start, needs a person. Never logout, clear-session-data or
-    /unhealthy.
+    CLOSED with the QR it last showed, or CLOSED again after its own start, needs a person.
+    Never logout, clear-session-data or /unhealthy.
     """
 
     abilities = Abilities(revive_transient=False, restart_connected=True,
