@@ -94,3 +94,13 @@ def test_the_entry_point_is_thin():
     tree = ast.parse((ROOT / "healthcheck_sessions.py").read_text(encoding="utf-8"))
     code = [n for n in tree.body if not isinstance(n, (ast.Expr, ast.Import, ast.ImportFrom))]
     assert len(code) == 1 and isinstance(code[0], ast.If)  # if __name__ == "__main__"
+
+
+def test_the_gateway_interface_is_declared():
+    import sys
+    sys.path.insert(0, str(ROOT))
+    from healthcheck.gateways import GATEWAYS
+    from healthcheck.gateways.base import Gateway
+    assert Gateway.__abstractmethods__ == {"list_sessions", "revive"}
+    for kind, client in GATEWAYS.items():
+        assert issubclass(client, Gateway) and not client.__abstractmethods__, kind

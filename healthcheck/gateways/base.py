@@ -1,7 +1,9 @@
 """The interface every gateway client implements."""
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from ..model import Channel, Kick, Listing
 from ..settings import Settings
 from .http import Answer, HttpClient
 
@@ -22,11 +24,13 @@ class Abilities:
     reconnect_loop_words: frozenset = frozenset()
 
 
-class Gateway:
-    """What every gateway client shares: its HTTP client, bounded by the run's budget.
+class Gateway(ABC):
+    """The interface of a gateway client, and what every client shares: its HTTP client.
 
     A client lists the sessions (`list_sessions`, mapping its own words onto conditions) and
-    revives one without losing its login (`revive`); `abilities` says what revive can do.
+    revives one without losing its login (`revive`); `abilities` says what revive can do, and
+    `KEY_REFUSED` names its own settings when the key is refused. A new gateway is one module
+    with one subclass, and one line in the registry (gateways/__init__.py).
     """
 
     abilities = Abilities(revive_transient=True, restart_connected=False)
@@ -39,6 +43,17 @@ class Gateway:
         self.http = HttpClient(settings, budget_end, self.auth_headers(settings.secret),
                                self.key_refused)
         self.display_url = self.http.display_url
+
+    @abstractmethod
+    def list_sessions(self) -> Listing:
+        """Return every session with its status mapped onto a condition; raise
+        HealthcheckError when the gateway cannot be listed (one line: what to check)."""
+
+    @abstractmethod
+    def revive(self, channel: Channel, restart: bool = False) -> Kick:
+        """Ask the gateway to bring one session back from its stored login, never by a call
+        that throws the login away; `restart` for a connected but silent one. Raise
+        HealthcheckError for a failed call."""
 
     def auth_headers(self, key: str) -> dict[str, str]:
         """The headers that carry the key on every call."""
