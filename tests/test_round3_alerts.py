@@ -131,14 +131,26 @@ def certificate(tmp_path):
     return cert_file, context
 
 
+def qr_alert_run(run_check, gateway, server, **settings):
+    """A run whose QR is alerted at once by e-mail through `server`; it is CRITICAL whatever
+    becomes of the delivery."""
+    gateway.add_channel("vendas", "disconnected", "qr")
+    run = run_check(env=mail_settings(server, **settings))
+    assert run.code == 2, run.stdout
+    return run
+
+
+def failed_delivery(run) -> str:
+    [line] = [line for line in run.log.splitlines() if "alert delivery to email failed" in line]
+    return line
+
+
 def test_email_over_implicit_tls_is_delivered_and_verified(run_check, gateway, smtp_server,
                                                            certificate):
     cert_file, context = certificate
     server = smtp_server(ssl_context=context)
-    gateway.add_channel("vendas", "disconnected", "qr")
-    run = run_check(env=mail_settings(server, HEALTHCHECK_SMTP_TLS="ssl",
-                                      HEALTHCHECK_SMTP_CA_BUNDLE=str(cert_file)))
-    assert run.code == 2, run.stdout
+    run = qr_alert_run(run_check, gateway, server, HEALTHCHECK_SMTP_TLS="ssl",
+                       HEALTHCHECK_SMTP_CA_BUNDLE=str(cert_file))
     assert "alert sent to email" in run.log, run.log
     [mail] = server.received
     assert body_lines(mail)[1].startswith("- vendas: a person must scan a new QR code")
@@ -148,10 +160,8 @@ def test_email_over_starttls_is_delivered_and_verified(run_check, gateway, smtp_
                                                        certificate):
     cert_file, context = certificate
     server = smtp_server(tls_context=context, require_starttls=True)
-    gateway.add_channel("vendas", "disconnected", "qr")
     # No HEALTHCHECK_SMTP_TLS: STARTTLS is the default away from port 465.
-    run = run_check(env=mail_settings(server, HEALTHCHECK_SMTP_CA_BUNDLE=str(cert_file)))
-    assert run.code == 2, run.stdout
+    run = qr_alert_run(run_check, gateway, server, HEALTHCHECK_SMTP_CA_BUNDLE=str(cert_file))
     assert "alert sent to email" in run.log, run.log
     [mail] = server.received
     assert body_lines(mail)[1].startswith("- vendas: a person must scan a new QR code")
@@ -164,12 +174,9 @@ def test_untrusted_smtp_certificate_is_one_line_naming_the_ca_setting(run_check,
     _, context = certificate
     server = smtp_server(**({"ssl_context": context} if mode == "ssl" else
                             {"tls_context": context, "require_starttls": True}))
-    gateway.add_channel("vendas", "disconnected", "qr")
-    run = run_check(env=mail_settings(server, HEALTHCHECK_SMTP_TLS=mode))
-    assert run.code == 2, run.stdout  # the QR's state: a failed delivery never changes it
+    run = qr_alert_run(run_check, gateway, server, HEALTHCHECK_SMTP_TLS=mode)
     assert server.received == []
-    [line] = [line for line in run.log.splitlines() if "alert delivery to email failed" in line]
-    assert line.endswith(f"alert delivery to email failed: SMTP 127.0.0.1:{server.port}: the "
+    assert failed_delivery(run).endswith(f"alert delivery to email failed: SMTP 127.0.0.1:{server.port}: the "
                          f"server's certificate is not trusted (self-signed certificate): point "
                          f"HEALTHCHECK_SMTP_CA_BUNDLE at the CA that signed it; kept, tried "
                          f"again next run")
@@ -180,23 +187,15 @@ def test_plain_smtp_against_implicit_tls_says_which_mode_to_set(run_check, gatew
                                                                 certificate):
     cert_file, context = certificate
     server = smtp_server(ssl_context=context)
-    gateway.add_channel("vendas", "disconnected", "qr")
-    run = run_check(env=mail_settings(server, HEALTHCHECK_SMTP_TLS="starttls",
-                                      HEALTHCHECK_SMTP_CA_BUNDLE=str(cert_file),
-                                      HEALTHCHECK_ALERT_TIMEOUT="1"))
-    assert run.code == 2, run.stdout
-    [line] = [line for line in run.log.splitlines() if "alert delivery to email failed" in line]
-    assert "set HEALTHCHECK_SMTP_TLS=ssl" in line
+    run = qr_alert_run(run_check, gateway, server, HEALTHCHECK_SMTP_TLS="starttls",
+                       HEALTHCHECK_SMTP_CA_BUNDLE=str(cert_file), HEALTHCHECK_ALERT_TIMEOUT="1")
+    assert "set HEALTHCHECK_SMTP_TLS=ssl" in failed_delivery(run)
 
 
 def test_implicit_tls_against_a_plain_server_says_which_mode_to_set(run_check, gateway,
                                                                      smtp_server):
-    server = smtp_server()
-    gateway.add_channel("vendas", "disconnected", "qr")
-    run = run_check(env=mail_settings(server, HEALTHCHECK_SMTP_TLS="ssl"))
-    assert run.code == 2, run.stdout
-    [line] = [line for line in run.log.splitlines() if "alert delivery to email failed" in line]
-    assert "set HEALTHCHECK_SMTP_TLS=starttls" in line
+    run = qr_alert_run(run_check, gateway, smtp_server(), HEALTHCHECK_SMTP_TLS="ssl")
+    assert "set HEALTHCHECK_SMTP_TLS=starttls" in failed_delivery(run)
 
 
 def smtp_of(tmp_path, **values: str):
