@@ -28,11 +28,10 @@ from .constants import (
 )
 from .entry import _new_run_id
 from .errors import HealthcheckError, RunInterrupted
-from .files import RunLock, append_log, is_same_file, read_last_run
-from .notify import send_ping
+from .files import RunLock, is_same_file, read_last_run
 from .reference import settings_help
 from .report import Report, judge_last_run
-from .run import RunContext, _bug_report, _interrupted, run_check
+from .run import DryRun, Effects, RunContext, _bug_report, _interrupted, run_check
 from .settings import Settings, _EnvSource, load_settings
 from .text import Redactor, _redact_tree, clean_text, quote_untrusted, use_redactor
 
@@ -147,6 +146,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = time.monotonic()
     raw_args = list(sys.argv[1:] if argv is None else argv)
     output = _Output("--json" in raw_args, verbose=False, redact=Redactor())
+    # The one place --dry-run is looked at: it chooses what the run may do to the world.
+    # --status writes nothing either: no log line, no ping.
+    effects = DryRun() if "--dry-run" in raw_args or "--status" in raw_args else Effects()
     args = None
     try:
         args = parse_args(raw_args)
@@ -158,15 +160,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                        f"seconds above 0, got {args.timeout:g} (see --help)")
             settings = dataclasses.replace(settings, deadline=args.timeout)
     except HealthcheckError as exc:
-        # --status writes nothing either: no log line, no ping.
-        dry_run = "--dry-run" in raw_args or "--status" in raw_args
-        report = Report(error=str(exc), error_state=exc.state, dry_run=dry_run)
+        report = Report(error=str(exc), error_state=exc.state, dry_run=effects.dry_run)
         # No settings, so the log named in them may be unknown: log where it most likely is.
         fallback = _fallback_settings(args.env_file if args else None)
-        if fallback.ping_url and not dry_run:  # a check that cannot run is a failed check
-            send_ping(fallback, "/fail", report.lines()[0][1], time.monotonic() + 2,
-                      str(uuid.uuid4()))
-        _finish(report, fallback, run_id, output)
+        # A check that cannot run is a failed check.
+        effects.ping(fallback, "/fail", report.lines()[0][1], time.monotonic() + 2,
+                     str(uuid.uuid4()))
+        _finish(report, fallback, run_id, output, effects)
         return report.state
     output.redact = settings.redact
     use_redactor(settings.redact)
@@ -177,32 +177,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     run = RunContext(run_id=run_id, started=started, hard_end=hard_end,
                      budget_end=hard_end - min(settings.deadline * DEADLINE_RESERVE_FRACTION,
                                                DEADLINE_RESERVE_MAX),
-                     dry_run=args.dry_run, force=args.force, ping_rid=str(uuid.uuid4()),
-                     all_warnings=args.verbose or args.dry_run)
+                     effects=effects, force=args.force, ping_rid=str(uuid.uuid4()),
+                     all_warnings=args.verbose or effects.dry_run)
     lock = RunLock(settings.lock_file)
     # Two configurations (two cron lines, two log folders) may share one state file: its own
     # lock keeps their runs from interleaving on it.
     state_lock = RunLock(settings.state_path.with_name(settings.state_path.name + ".lock"))
     locks = [lock, state_lock]
-    if not args.dry_run:
-        for held in locks:
-            try:
-                if not held.acquire(run_id):
-                    what = "the log" if held is lock else "the state file"
-                    report = Report(error=f"another run is in progress (it holds {held.path}, "
-                                          f"the lock of {what}); this run made no gateway call",
-                                    error_state=UNKNOWN)
-                    lock.release()
-                    # No ping either: the run holding the lock will send it.
-                    _finish(report, settings, run_id, output)
-                    return report.state
-                run.unfinished = run.unfinished or held.unfinished
-            except OSError as exc:
-                # The repair matters more than the lock: go on, and make the run UNKNOWN.
-                run.lock_problem = (f"cannot create the lock file {held.path} "
-                                    f"({exc.strerror or type(exc).__name__}): check that its "
-                                    f"folder is writable, or set HEALTHCHECK_LOG_FILE and "
-                                    f"HEALTHCHECK_STATE_FILE")
+    for held in locks:
+        try:
+            if not effects.lock(held, run_id):
+                what = "the log" if held is lock else "the state file"
+                report = Report(error=f"another run is in progress (it holds {held.path}, "
+                                      f"the lock of {what}); this run made no gateway call",
+                                error_state=UNKNOWN)
+                lock.release()
+                # No ping either: the run holding the lock will send it.
+                _finish(report, settings, run_id, output, effects)
+                return report.state
+            run.unfinished = run.unfinished or held.unfinished
+        except OSError as exc:
+            # The repair matters more than the lock: go on, and make the run UNKNOWN.
+            run.lock_problem = (f"cannot create the lock file {held.path} "
+                                f"({exc.strerror or type(exc).__name__}): check that its "
+                                f"folder is writable, or set HEALTHCHECK_LOG_FILE and "
+                                f"HEALTHCHECK_STATE_FILE")
     previous_handler = signal.signal(signal.SIGTERM, _raise_run_interrupted)
     try:
         try:
@@ -212,10 +211,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                   else "SIGINT")
         except Exception:  # noqa: BLE001 - the last guard: a bug is one line, never silence
             report = _bug_report(run.dry_run)
-            if settings.ping_url and not run.dry_run:
-                send_ping(settings, "/fail", report.lines()[0][1], time.monotonic() + 2,
-                          run.ping_rid)
-        _finish(report, settings, run_id, output)
+            effects.ping(settings, "/fail", report.lines()[0][1], time.monotonic() + 2,
+                         run.ping_rid)
+        _finish(report, settings, run_id, output, effects)
         return report.state
     finally:
         for held in locks:
@@ -241,10 +239,11 @@ def _fallback_settings(env_file: Optional[Path]) -> Settings:
                     ping_url=ping_url, urls_to_hide=(ping_url,) if ping_url else ())
 
 
-def _finish(report: Report, settings: Settings, run_id: str, output: _Output) -> None:
+def _finish(report: Report, settings: Settings, run_id: str, output: _Output,
+            effects: Effects) -> None:
     """Write the log (when something is wrong) and print the report."""
     stdout_is_log = False
-    if (report.worth_logging or output.warnings) and not report.dry_run:
+    if report.worth_logging or output.warnings:
         lines = report.lines()
         if not is_same_file(sys.stderr, settings.log_file):  # else they are in the log already
             lines += [(WARNING, w) for w in output.warnings]
@@ -253,8 +252,8 @@ def _finish(report: Report, settings: Settings, run_id: str, output: _Output) ->
                       report.traceback.rstrip().splitlines()[-MAX_TRACEBACK_LINES:]]
         redacted = [(state, output.redact(text)) for state, text in lines]
         try:
-            append_log(settings.log_file, run_id, redacted)
-            stdout_is_log = is_same_file(sys.stdout, settings.log_file)
+            stdout_is_log = effects.append_log(settings.log_file, run_id, redacted) and \
+                is_same_file(sys.stdout, settings.log_file)
         except OSError as exc:
             message = (f"cannot write the log file {settings.log_file} "
                        f"({exc.strerror or type(exc).__name__}): check the folder's owner and "

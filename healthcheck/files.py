@@ -204,7 +204,7 @@ def _empty_state() -> dict:
     return {"version": STATE_VERSION, "incidents": {}, "pending_alerts": []}
 
 
-def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
+def load_state(path: Path, read_only: bool) -> tuple[dict, list[tuple[int, str]]]:
     """Return the state of earlier runs, and notes; a corrupt file is moved aside, never fatal.
 
     A file over the size limit, or cut short, still gives back its incidents and waiting
@@ -240,7 +240,7 @@ def load_state(path: Path, dry_run: bool) -> tuple[dict, list[tuple[int, str]]]:
         salvaged = _salvage_state(text)
     kept = ("its incidents and waiting alerts were kept, the activity history was dropped "
             "(silence detection learns it afresh)" if salvaged else "incidents start afresh")
-    if dry_run:
+    if read_only:  # a dry run: the file stays where it is
         but = ", but for its incidents" if salvaged else ""
         return salvaged or _empty_state(), [(WARNING, f"state file {path} is unreadable "
                                                       f"({why}); ignored by this dry run{but}")]

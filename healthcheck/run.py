@@ -10,7 +10,7 @@ from .bounded import run_bounded
 from .constants import KICK_OUTCOMES, OK, PROGRAM, STATE_VERSION, UNKNOWN, WARNING, __version__
 from .database import read_activity
 from .errors import HealthcheckError
-from .files import load_state, save_state, write_metrics
+from .files import RunLock, append_log, load_state, save_state, write_metrics
 from .gateways import GATEWAYS
 from .incidents import (
     AlertPolicy,
@@ -29,6 +29,92 @@ from .silence import assess_silence, describe_silence
 from .text import channel_key, describe_told_apart, quote_untrusted, series_names
 
 
+class Effects:
+    """What a run does to the world: revive calls, pings, alerts, locks and files.
+
+    `--dry-run` is one switch, where the effects are chosen: `DryRun` makes none of these and
+    records what it would have done. The run itself never asks whether it is a dry run.
+    """
+
+    dry_run = False
+
+    def load_state(self, path) -> tuple[dict, list[tuple[int, str]]]:
+        return load_state(path, read_only=False)
+
+    def lock(self, held: RunLock, run_id: str) -> bool:
+        return held.acquire(run_id)
+
+    def revive(self, gateway, jobs: list[tuple[Channel, bool]], workers: int, end: float,
+               kicked: list[str]) -> list[Kick]:
+        return kick_all(gateway, jobs, workers, end, kicked)
+
+    def verify(self, gateway, made: list[Channel], wait: float, end: float, report: Report,
+               relisted: dict) -> dict[str, str]:
+        return verify_kicks(gateway, made, wait, end, report, relisted) if made else {}
+
+    def start_ping(self, settings: Settings, body: str, end: float,
+                   rid: str) -> Optional[StartPing]:
+        return StartPing(settings, body, end, rid) if settings.ping_url else None
+
+    def ping(self, settings: Settings, suffix: str, body: str, end: float,
+             rid: str) -> Optional[str]:
+        return send_ping(settings, suffix, body, end, rid) if settings.ping_url else None
+
+    def deliver(self, settings: Settings, pending: list, message: Optional[dict], end: float,
+                report: Report) -> list:
+        return deliver_alerts(settings, pending, message, end, report)
+
+    def save_state(self, path, state: dict, redact) -> Optional[str]:
+        return save_state(path, state, redact)
+
+    def write_metrics(self, path, text: str) -> None:
+        write_metrics(path, text)
+
+    def append_log(self, path, run_id: str, lines: list[tuple[int, str]]) -> bool:
+        """Append the lines to the log; return whether they were written."""
+        append_log(path, run_id, lines)
+        return True
+
+
+class DryRun(Effects):
+    """`--dry-run` (and `--status`): the same run, with no call, ping, alert, lock or write."""
+
+    dry_run = True
+
+    def load_state(self, path) -> tuple[dict, list[tuple[int, str]]]:
+        return load_state(path, read_only=True)
+
+    def lock(self, held: RunLock, run_id: str) -> bool:
+        return True
+
+    def revive(self, gateway, jobs, workers, end, kicked) -> list[Kick]:
+        return [Kick("would_reconnect", "dry run: no reconnect call made") for _ in jobs]
+
+    def verify(self, gateway, made, wait, end, report, relisted) -> dict[str, str]:
+        return {}
+
+    def start_ping(self, settings, body, end, rid) -> None:
+        return None
+
+    def ping(self, settings, suffix, body, end, rid) -> None:
+        return None
+
+    def deliver(self, settings, pending, message, end, report) -> list:
+        if message is not None:
+            report.alerts.append({"text": message["text"], "items": message["items"],
+                                  "would_send_to": settings.alert_destinations})
+        return pending
+
+    def save_state(self, path, state, redact) -> None:
+        return None
+
+    def write_metrics(self, path, text) -> None:
+        pass
+
+    def append_log(self, path, run_id, lines) -> bool:
+        return False
+
+
 @dataclass
 class RunContext:
     """What one run knows about itself: ids, time limits, flags, and what it has done so far."""
@@ -37,7 +123,7 @@ class RunContext:
     started: float  # time.monotonic() at start
     hard_end: float
     budget_end: float  # the gateway calls stop here; the rest is kept for alerts, state, pings
-    dry_run: bool = False
+    effects: Effects = field(default_factory=Effects)
     force: bool = False
     #: healthchecks.io run id: the same on /start and on the end ping, so runs can be told apart.
     ping_rid: str = ""
@@ -48,6 +134,11 @@ class RunContext:
     lock_problem: Optional[str] = None
     #: Print every setup warning (--verbose, --dry-run), not only the ones new since last run.
     all_warnings: bool = False
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether this run only says what it would do (the report words it so)."""
+        return self.effects.dry_run
 
 
 def revive_channel(gateway, channel: Channel, restart: bool = False) -> Kick:
@@ -91,8 +182,8 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
     Returns the report (failures land in it) and the activity history to keep (None when the
     activity source is not configured; the previous history when it could not be read).
     """
-    dry_run, budget_end = run.dry_run, run.budget_end
-    report = Report(dry_run=dry_run, gateway=settings.gateway)
+    budget_end = run.budget_end
+    report = Report(dry_run=run.dry_run, gateway=settings.gateway)
     gateway = GATEWAYS[settings.gateway](settings, budget_end)
     activity = state.get("activity") if isinstance(state.get("activity"), dict) else {}
     cpu_started = time.process_time()
@@ -116,11 +207,8 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         reconnect_loop_words=gateway.abilities.reconnect_loop_words)
 
     def revive(jobs: list[tuple[Channel, bool]]) -> list[tuple[Channel, Kick]]:
-        if dry_run:
-            return [(c, Kick("would_reconnect", "dry run: no reconnect call made"))
-                    for c, _ in jobs]
-        return list(zip([c for c, _ in jobs],
-                        kick_all(gateway, jobs, settings.workers, kick_end, run.kicked)))
+        return list(zip([c for c, _ in jobs], run.effects.revive(
+            gateway, jobs, settings.workers, kick_end, run.kicked)))
 
     # The gateway part (revive, verify) comes before the activity read, on the deadline's full
     # budget: a slow or locked activity database must never starve a reconnect. Silences only
@@ -136,8 +224,8 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
     kicks = revive(plan.revivals)
     made = [c for c, k in kicks if k.outcome in KICK_OUTCOMES]
     relisted: dict[str, Channel] = {}
-    verified = verify_kicks(gateway, made, settings.verify_seconds, kick_end, report,
-                            relisted) if made and not dry_run else {}
+    verified = run.effects.verify(gateway, made, settings.verify_seconds, kick_end, report,
+                                  relisted)
     # What a revive came to, by the status read after it; one that the second listing shows
     # asking for a person is reported with its status now, so the QR backoff starts from it.
     asks_person = {}
@@ -234,12 +322,11 @@ def _interrupted(settings: Settings, run: RunContext, signal_name: str) -> Repor
     report = Report(error=f"run interrupted by {signal_name} before it finished ({kicked}); "
                           f"the state file was left as it was", error_state=UNKNOWN,
                     dry_run=run.dry_run)
-    if settings.ping_url and not run.dry_run:
-        # The supervisor that sent the signal may kill us next: at most 2 s for the ping.
-        error = send_ping(settings, "/fail", report.lines()[0][1], time.monotonic() + 2,
-                          run.ping_rid)
-        if error:
-            report.notes.append((WARNING, error))
+    # The supervisor that sent the signal may kill us next: at most 2 s for the ping.
+    error = run.effects.ping(settings, "/fail", report.lines()[0][1], time.monotonic() + 2,
+                             run.ping_rid)
+    if error:
+        report.notes.append((WARNING, error))
     return report
 
 
@@ -263,7 +350,7 @@ def _bug_report(dry_run: bool, gateway_failed: bool = False) -> Report:
 
 def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) -> Report:
     """One run under the lock: ping, check, incidents, alerts, state, ping again."""
-    state, state_notes = load_state(settings.state_path, run.dry_run)
+    state, state_notes = run.effects.load_state(settings.state_path)
     # Setup warnings would make cron mail every 15 minutes: each is printed (and logged) when it
     # first appears, and on every --verbose or --dry-run run.
     warnings = setup_warnings(settings)
@@ -275,16 +362,13 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
     if run.unfinished:
         state["incidents"], killed_note = count_unfinished_run(
             state["incidents"], run.unfinished, datetime.now().astimezone())
-        if not run.dry_run:
-            try:  # counted now: if this run is killed too, the count still grows
-                save_state(settings.state_path, state, settings.redact)
-            except OSError:
-                pass  # said at the end, when the state is written again
-    pinging = bool(settings.ping_url) and not run.dry_run
-    start_ping = StartPing(settings, f"{_hostname()}: run {run.run_id} started ({PROGRAM} "
-                                     f"{__version__})",
-                           min(time.monotonic() + ping_slice(settings.deadline), run.hard_end),
-                           run.ping_rid) if pinging else None
+        try:  # counted now: if this run is killed too, the count still grows
+            run.effects.save_state(settings.state_path, state, settings.redact)
+        except OSError:
+            pass  # said at the end, when the state is written again
+    start_ping = run.effects.start_ping(
+        settings, f"{_hostname()}: run {run.run_id} started ({PROGRAM} {__version__})",
+        min(time.monotonic() + ping_slice(settings.deadline), run.hard_end), run.ping_rid)
 
     try:
         report, activity = check_gateway(settings, run, state, datetime.now().astimezone())
@@ -317,13 +401,8 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
             "nowhere: no alert destination is configured, this log is the only record"
         level = OK if message["state"] == "RESOLVED" else max(report.state, WARNING)
         report.notes.append((level, f"alert to {where}: " + message["text"].replace("\n", " / ")))
-    if run.dry_run:
-        if message is not None:
-            report.alerts.append({"text": message["text"], "items": message["items"],
-                                  "would_send_to": settings.alert_destinations})
-        return report
-
-    pending = deliver_alerts(settings, state["pending_alerts"], message, run.hard_end, report)
+    pending = run.effects.deliver(settings, state["pending_alerts"], message, run.hard_end,
+                                  report)
     remembered = remembered_channels(state.get("last_seen"), report, now) \
         if settings.metrics_file else None
     try:
@@ -339,7 +418,7 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
             new_state["flaps"] = flaps
         if remembered is not None:
             new_state["last_seen"] = remembered
-        capped = save_state(settings.state_path, new_state, settings.redact)
+        capped = run.effects.save_state(settings.state_path, new_state, settings.redact)
         if capped:
             report.notes.append((WARNING, capped))
     except OSError as exc:
@@ -350,9 +429,9 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
     if settings.metrics_file:
         report.elapsed = time.monotonic() - run.started
         try:
-            write_metrics(settings.metrics_file, metrics_text(report, incidents, now,
-                                                              remembered,
-                                                              settings.metrics_max_channels))
+            run.effects.write_metrics(settings.metrics_file,
+                                      metrics_text(report, incidents, now, remembered,
+                                                   settings.metrics_max_channels))
         except OSError as exc:
             report.problems.append((UNKNOWN, f"cannot write the metrics file "
                                              f"{settings.metrics_file} "
@@ -367,10 +446,10 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
         # ping alone is enough to hear of a channel that stays down.
         still_open = any(i.get("alerted_at") for i in incidents.values())
         body = "\n".join(settings.redact(text) for _, text in report.lines())
-        ping_error = send_ping(settings, "" if report.state <= WARNING and not still_open
-                               else "/fail", body[:10000],
-                               min(time.monotonic() + ping_slice(settings.deadline),
-                                   run.hard_end), run.ping_rid)
+        ping_error = run.effects.ping(settings, "" if report.state <= WARNING
+                                      and not still_open else "/fail", body[:10000],
+                                      min(time.monotonic() + ping_slice(settings.deadline),
+                                          run.hard_end), run.ping_rid)
         if ping_error:
             report.notes.append((WARNING, ping_error))
     return report

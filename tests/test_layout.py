@@ -104,3 +104,18 @@ def test_the_gateway_interface_is_declared():
     assert Gateway.__abstractmethods__ == {"list_sessions", "revive"}
     for kind, client in GATEWAYS.items():
         assert issubclass(client, Gateway) and not client.__abstractmethods__, kind
+
+
+def test_dry_run_is_one_switch():
+    """--dry-run chooses the run's effects once, in the CLI: no other code asks whether it is one.
+
+    The report still knows (it words what would have been done), but nothing branches on it.
+    """
+    for name, tree in modules().items():
+        if name == "cli":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.If, ast.IfExp, ast.While)):
+                asked = {n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", None)
+                         for n in ast.walk(node.test)}
+                assert "dry_run" not in asked, f"healthcheck.{name} line {node.lineno}"

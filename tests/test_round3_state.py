@@ -174,7 +174,7 @@ def test_save_state_never_writes_more_than_load_state_reads(tmp_path):
     assert path.stat().st_size <= LIMIT
     assert line.startswith(f"state file {path} would be over its 4 MB limit: the activity "
                            f"history of ")
-    loaded, notes = load_state(path, dry_run=False)
+    loaded, notes = load_state(path, read_only=False)
     assert notes == [] and loaded["incidents"] == {"imobsites": {"runs_down": 1}}
     assert 20000 - int(line.split("history of ")[1].split()[0]) == \
         len(loaded["activity"]["channels"])
