@@ -3,8 +3,11 @@
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from ..constants import CRITICAL
+from ..errors import HealthcheckError
 from ..model import Channel, Kick, Listing
 from ..settings import Settings
+from ..text import _plural
 from .http import Answer, HttpClient
 
 
@@ -62,3 +65,25 @@ class Gateway(ABC):
     def key_refused(self, answer: "Answer") -> str:
         """Return what to check when this gateway answers 401 (nginx's basic auth aside)."""
         return self.KEY_REFUSED
+
+
+# Shared by the gateways whose listing reads each session's status in a call of its own.
+def unread_channel(name: str, what: str, error: str) -> Channel:
+    """A listed session whose own status read failed: neither down nor recovered this run.
+
+    Dropping it would close its incident (a false "resolved") and restart its grace; its
+    incident and previous condition are kept instead (see plan_incidents).
+    """
+    return Channel(name, "(unknown)", "unknown",
+                   f"status unknown this run (its incident is kept as it was): its {what} "
+                   f"could not be read: {error}")
+
+
+def every_read_failed(channels: list[Channel], noun: str) -> list[Channel]:
+    """Return the channels; raise when every status read failed: the gateway is failing."""
+    unread = [c for c in channels if c.condition == "unknown"]
+    if unread and len(unread) == len(channels):
+        raise HealthcheckError(f"every status read failed ({_plural(len(channels), noun)} "
+                               f"listed), so the gateway is failing; the first: "
+                               f"{unread[0].detail.split(': ', 1)[1]}", CRITICAL)
+    return channels

@@ -7,16 +7,8 @@ from ..constants import CRITICAL
 from ..errors import HealthcheckError
 from ..model import Channel, Kick, Listing
 from ..text import clean_text, quote_untrusted
-from .base import Abilities, Gateway
-from .http import (
-    Answer,
-    channel_path,
-    checked_id,
-    entries_in_time,
-    every_read_failed,
-    json_answer,
-    unread_channel,
-)
+from .base import Abilities, Gateway, every_read_failed, unread_channel
+from .http import Answer, channel_path, checked_id, entries_in_time, json_answer
 
 #: Baileys close codes after which Evolution wipes the stored login (408 from 2.4.0 on).
 EVOLUTION_LOGOUT_CODES = frozenset({401, 402, 403, 406, 408})

@@ -22,9 +22,8 @@ from ..constants import (
     __version__,
 )
 from ..errors import HealthcheckError
-from ..model import Channel
 from ..settings import Settings, name_settings
-from ..text import _SURROGATES, _plural, display_url, quote_untrusted, untrusted_redactor
+from ..text import _SURROGATES, display_url, quote_untrusted, untrusted_redactor
 
 
 @dataclass(frozen=True)
@@ -255,27 +254,6 @@ def channel_path(channel_id: str) -> str:
         # `.` and `..` would be resolved away by the client, leaving /api/channels.
         return "%2E" * len(channel_id)
     return quote(channel_id, safe="")
-
-
-def unread_channel(name: str, what: str, error: str) -> Channel:
-    """A listed session whose own status read failed: neither down nor recovered this run.
-
-    Dropping it would close its incident (a false "resolved") and restart its grace; its
-    incident and previous condition are kept instead (see plan_incidents).
-    """
-    return Channel(name, "(unknown)", "unknown",
-                   f"status unknown this run (its incident is kept as it was): its {what} "
-                   f"could not be read: {error}")
-
-
-def every_read_failed(channels: list[Channel], noun: str) -> list[Channel]:
-    """Return the channels; raise when every status read failed: the gateway is failing."""
-    unread = [c for c in channels if c.condition == "unknown"]
-    if unread and len(unread) == len(channels):
-        raise HealthcheckError(f"every status read failed ({_plural(len(channels), noun)} "
-                               f"listed), so the gateway is failing; the first: "
-                               f"{unread[0].detail.split(': ', 1)[1]}", CRITICAL)
-    return channels
 
 
 def _describe_http_failure(answer: Answer, what: str, base: str) -> str:

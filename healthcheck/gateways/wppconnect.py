@@ -8,16 +8,14 @@ from ..errors import HealthcheckError
 from ..model import Channel, Kick, Listing
 from ..settings import Settings
 from ..text import clean_text
-from .base import Abilities, Gateway
+from .base import Abilities, Gateway, every_read_failed, unread_channel
 from .http import (
     Answer,
     _describe_http_failure,
     channel_path,
     checked_id,
     entries_in_time,
-    every_read_failed,
     json_answer,
-    unread_channel,
 )
 
 WPPCONNECT_CONDITIONS = {"CONNECTED": "connected", "INITIALIZING": "transient",
