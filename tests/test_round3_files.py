@@ -316,7 +316,8 @@ def try_sh_copy(tmp_path: Path) -> Path:
         shutil.copy(ROOT / name, folder / name)
     shutil.copytree(ROOT / "healthcheck", folder / "healthcheck",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "tools" / "demo.py", folder / "tools" / "demo.py")
+    for name in ("demo.py", "build_pyz.py"):
+        shutil.copy(ROOT / "tools" / name, folder / "tools" / name)
     shutil.copy(ROOT / "tests" / "support" / "gateway_simulator.py",
                 folder / "tests" / "support" / "gateway_simulator.py")
     python = folder / ".venv" / "bin" / "python"
@@ -339,7 +340,8 @@ def test_try_sh_gives_no_cron_line_for_a_folder_without_env(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     here = str(folder.resolve())
     cron = [line for line in done.stdout.splitlines() if line.startswith("*/15 ")]
-    assert cron == ["*/15 * * * * PANEL/.venv/bin/python PANEL/healthcheck_sessions.py"]
+    assert cron == ["*/15 * * * * PANEL/.venv/bin/python PANEL/healthcheck_sessions.pyz"]
+    assert (folder / "dist" / "healthcheck_sessions.pyz").is_file()  # the file to copy
     assert "has no .env" in done.stdout and here not in "\n".join(cron)
     assert "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt" in done.stdout
 
