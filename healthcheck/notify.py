@@ -170,12 +170,9 @@ def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
                                + (f": {quote_untrusted(said[0])}" if said else ""))
 
 
-#: Variables that hold a secret, kept from the alert command's environment whatever their value.
-SECRET_VARIABLES = frozenset({"WPP_GATEWAY_SECRET", "INFRA_SECRET_KEY", "HEALTHCHECK_SMTP_PASSWORD",
-                              "DB_PASS", "HEALTHCHECK_ACTIVITY_DB", "HEALTHCHECK_GATEWAY_KEY"})
-#: The script's own settings and the panel's database settings: none reaches the alert command.
-#: Many can hold a token (webhook and ping URLs, a gateway URL with a password in it), and a
-#: list of just those would miss the next one added.
+#: The script's own settings and the panel's database settings: none reaches the alert command,
+#: whatever its value. Many can hold a secret or a token (the gateway key, DB_PASS, webhook and
+#: ping URLs), and a list of just those would miss the next one added.
 SETTING_PREFIXES = ("WPP_", "HEALTHCHECK_", "INFRA_", "DB_")
 
 
@@ -188,8 +185,8 @@ def command_environment(environ, settings: Settings) -> dict[str, str]:
     hidden = [s for s in settings.secrets_to_hide + settings.urls_to_hide
               if s and len(s) >= MIN_MASKED_SECRET]
     return {name: value for name, value in environ.items()
-            if name not in SECRET_VARIABLES and not name.startswith(SETTING_PREFIXES)
-            and not any(s in value for s in hidden)}
+            if not name.startswith(SETTING_PREFIXES) and not any(s in value for s in hidden)}
+
 
 SENDERS = {"webhook": send_webhook, "email": send_email, "command": run_alert_command}
 
