@@ -19,7 +19,7 @@ from .constants import (
     STATE_NAMES,
     WARNING,
 )
-from .plan import FLAP_ADVICE, LOOP_ADVICE, STUCK_ADVICE
+from .plan import LOOP_ADVICE, STUCK_ADVICE
 from .report import Report
 from .silence import SILENT_ADVICE
 from .text import _count, _plural, clean_text, quote_untrusted
@@ -177,6 +177,11 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
         notes.append((WARNING, f"{len(dropped)} channels down are not tracked across runs: over "
                                f"{MAX_INCIDENTS} incidents are open"))
     return incidents, items, notes
+
+
+#: What a person checks for a channel that keeps dropping and coming back.
+FLAP_ADVICE = ("the phone behind it (its network, a battery saver, WhatsApp open elsewhere) "
+               "and the gateway's log around the drops")
 
 
 def repaired_drops(previous: dict, report: Report, now: datetime) -> dict[str, str]:

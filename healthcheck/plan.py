@@ -186,9 +186,6 @@ def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[
     return ChannelPlan(channel, "kick" if due else "wait_qr", why)
 
 
-#: What a person checks for a channel that keeps dropping and coming back.
-FLAP_ADVICE = ("the phone behind it (its network, a battery saver, WhatsApp open elsewhere) "
-               "and the gateway's log around the drops")
 def _plan_reconnect_loop(channel: Channel, incident: dict, now: datetime, policy: PlanPolicy,
                          force: bool) -> ChannelPlan:
     """Plan for a session the gateway's own reconnect loop flips between two words.

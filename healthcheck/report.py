@@ -64,23 +64,25 @@ class Report:
         With `limit`, channel lists are cut ("... and N more") so that the line fits.
         """
         parts = [self.error] if self.error else []
+
+        def listed(head: str, channels: list, quoted=lambda c: quote_untrusted(c.id, 60)):
+            # Only the few a line can show are quoted (of 200,000); the count is of them all.
+            parts.append(_fit(head, [quoted(c) for c in channels[:_fit_cap(limit)]], limit,
+                              len(channels)))
+
         down = [c for c in self.channels
                 if not c.connected and c.action != "ignored" and c.outcome != "unknown"]
         if down:
-            parts.append(_fit(f"{len(down)} of {len(self.channels)} channels not connected: ",
-                              [f"{quote_untrusted(c.id, 60)} ({c.outcome}"
-                               f"{', ' + c.verified if c.verified else ''})"
-                               for c in down[:_fit_cap(limit)]], limit, len(down)))
+            listed(f"{len(down)} of {len(self.channels)} channels not connected: ", down,
+                   lambda c: f"{quote_untrusted(c.id, 60)} ({c.outcome}"
+                             f"{', ' + c.verified if c.verified else ''})")
         unknown = [c for c in self.channels if c.outcome == "unknown"]
         if unknown:
-            parts.append(_fit(f"status unknown this run for {len(unknown)}: ",
-                              [quote_untrusted(c.id, 60) for c in unknown], limit))
+            listed(f"status unknown this run for {len(unknown)}: ", unknown)
         silent = [c for c in self.channels if c.outcome == "silent"]
         if silent:
-            parts.append(_fit(f"{len(silent)} connected but silent (no inbound message for too "
-                              f"long): ", [quote_untrusted(c.id, 60)
-                                           for c in silent[:_fit_cap(limit)]],
-                              limit, len(silent)))
+            listed(f"{len(silent)} connected but silent (no inbound message for too long): ",
+                   silent)
         problems = [text for state, text in self.problems if state > OK]
         if problems:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""

@@ -91,10 +91,10 @@ class Redactor:
         for secret in secrets:
             if secret and len(secret) >= self.MIN_LEAK:
                 lowered = secret.lower()
-                (self._word_pieces if secret in words and secret.isalpha()
-                 else self._pieces).update(
-                    lowered[i:i + self.MIN_LEAK]
-                                    for i in range(len(lowered) - self.MIN_LEAK + 1))
+                runs = self._word_pieces if secret in words and secret.isalpha() \
+                    else self._pieces
+                runs.update(lowered[i:i + self.MIN_LEAK]
+                            for i in range(len(lowered) - self.MIN_LEAK + 1))
 
     def add(self, secret: str) -> None:
         """Hide one more secret from now on (a token minted during the run).
@@ -150,7 +150,6 @@ class Redactor:
                 out.append(char)
             previous = is_hidden
         return "".join(out)
-
 
     def _runs(self, lowered: str, pieces: set) -> list[bool]:
         """Mark each character of `lowered` that is part of one of `pieces`."""
