@@ -31,9 +31,9 @@ from .errors import HealthcheckError, RunInterrupted
 from .files import RunLock, is_same_file, read_last_run
 from .reference import settings_help
 from .report import Report, judge_last_run
-from .run import DryRun, Effects, RunContext, _bug_report, _interrupted, run_check
+from .run import DryRun, Effects, RunContext, bug_report, interrupted_report, run_check
 from .settings import Settings, _EnvSource, load_settings
-from .text import Redactor, _redact_tree, clean_text, quote_untrusted, use_redactor
+from .text import Redactor, _redact_tree, clean_text, quote_untrusted
 
 
 def show_status(settings: Settings, output: "_Output") -> int:
@@ -169,7 +169,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _finish(report, fallback, run_id, output, effects)
         return report.state
     output.redact = settings.redact
-    use_redactor(settings.redact)
     if args.status:
         return show_status(settings, output)
 
@@ -207,10 +206,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             report = run_check(settings, run, output.warn)
         except KeyboardInterrupt as exc:
-            report = _interrupted(settings, run, "SIGTERM" if isinstance(exc, RunInterrupted)
+            report = interrupted_report(settings, run, "SIGTERM" if isinstance(exc, RunInterrupted)
                                   else "SIGINT")
         except Exception:  # noqa: BLE001 - the last guard: a bug is one line, never silence
-            report = _bug_report(run.dry_run)
+            report = bug_report(run.dry_run, settings.redact)
             effects.ping(settings, "/fail", report.lines()[0][1], time.monotonic() + 2,
                          run.ping_rid)
         _finish(report, settings, run_id, output, effects)

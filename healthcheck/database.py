@@ -32,11 +32,12 @@ from .times import _duration
 
 def read_activity(source: ActivitySettings, previous: dict, listed: set, now: float,
                   budget_end: float, report: Optional[Report] = None,
-                  expected: Sequence[str] = ()) -> dict:
+                  expected: Sequence[str] = (), redact=None) -> dict:
     """Read the inbound messages received since the last run; return the updated history.
 
     Raises HealthcheckError (UNKNOWN) saying what to check when the source cannot be read;
-    rows with times that cannot be trusted are said in `report` (one line each kind).
+    rows with times that cannot be trusted are said in `report` (one line each kind). `redact`
+    masks the run's secrets in what the database says (its error may echo the password).
     SQLAlchemy and the driver are imported here only: a watchdog without an activity source
     needs neither.
     """
@@ -60,8 +61,8 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
     mark = previous.get("since")
     if mark is not None and not (_is_time(mark) and mark <= now + ACTIVITY_AHEAD_TOLERANCE):
         notes.append((WARNING, f"the saved activity reading mark "
-                               f"{quote_untrusted(repr(mark), 40)} is not a usable time (an "
-                               f"earlier version kept it from a row with a bad time): the "
+                               f"{quote_untrusted(repr(mark), 40, redact)} is not a usable "
+                               f"time (an earlier version kept it from a row with a bad time): the "
                                f"history of inbound messages is learned afresh from the last "
                                f"4 weeks"))
         previous, mark = {}, None  # counts kept with a bad mark missed every later row
@@ -110,7 +111,8 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
                     return learn_activity(previous, events(result), now, listed, repeats,
                                           tally, expected)
                 except sqlalchemy.exc.DBAPIError as exc:  # SQLite calls bad SQL "operational"
-                    raise ActivityRowError(f"the query failed: {_database_error(exc)}") from None
+                    raise ActivityRowError(f"the query failed: "
+                                           f"{_database_error(exc, redact)}") from None
         finally:
             engine.dispose()
 
@@ -142,7 +144,7 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
         raise HealthcheckError(f"{where}: {exc}; check HEALTHCHECK_ACTIVITY_QUERY") from None
     except ImportError as exc:  # the driver named in the URL
         raise HealthcheckError(f"{where}: the database driver is not installed for "
-                               f"{sys.executable} ({quote_untrusted(str(exc), 80)}): run  "
+                               f"{sys.executable} ({quote_untrusted(str(exc), 80, redact)}): run  "
                                f"{install_hint('-r requirements-activity.txt')}") from None
     except sqlalchemy.exc.NoSuchModuleError:
         raise HealthcheckError(f"{where}: HEALTHCHECK_ACTIVITY_DB names a database type or "
@@ -152,22 +154,23 @@ def read_activity(source: ActivitySettings, previous: dict, listed: set, now: fl
         raise HealthcheckError(f"{where}: HEALTHCHECK_ACTIVITY_DB is not a valid database URL"
                                ) from None
     except sqlalchemy.exc.OperationalError as exc:
-        raise HealthcheckError(f"{where}: {_database_error(exc)}; check that the database is "
-                               f"running and reachable, and its user and password in "
+        raise HealthcheckError(f"{where}: {_database_error(exc, redact)}; check that the "
+                               f"database is running and reachable, and its user and password in "
                                f"HEALTHCHECK_ACTIVITY_DB (or DB_* for panel)") from None
     except sqlalchemy.exc.SQLAlchemyError as exc:
+        said = str(exc).splitlines()[0] if str(exc) else ""
         raise HealthcheckError(f"{where}: {type(exc).__name__}: "
-                               f"{quote_untrusted(str(exc).splitlines()[0] if str(exc) else '')}"
+                               f"{quote_untrusted(said, redact=redact)}"
                                f"; check HEALTHCHECK_ACTIVITY_DB and HEALTHCHECK_ACTIVITY_QUERY"
                                ) from None
 
 
-def _database_error(exc) -> str:
+def _database_error(exc, redact) -> str:
     """Return the driver's own message, one line, without the SQL SQLAlchemy appends."""
     original = getattr(exc, "orig", None) or exc
     text = " ".join(str(a) for a in getattr(original, "args", ()) if a is not None) or \
         str(original)
-    return quote_untrusted(f"{type(original).__name__}: {text.strip()}", 160)
+    return quote_untrusted(f"{type(original).__name__}: {text.strip()}", 160, redact)
 
 
 def _driver_timeouts(url: str, limit: float) -> dict:

@@ -122,13 +122,15 @@ def send_email(settings: Settings, message: dict, limit: float) -> None:
                 server.login(smtp.user, smtp.password or "")
             server.send_message(mail)
     except ssl.SSLCertVerificationError as exc:
+        said = quote_untrusted(exc.verify_message or str(exc), 80, settings.redact)
         raise HealthcheckError(f"SMTP {smtp.host}:{smtp.port}: the server's certificate is not "
-                               f"trusted ({quote_untrusted(exc.verify_message or str(exc), 80)}): "
+                               f"trusted ({said}): "
                                f"point HEALTHCHECK_SMTP_CA_BUNDLE at the CA that signed it"
                                ) from None
     except (OSError, smtplib.SMTPException) as exc:  # SMTPException is an OSError since 3.4
         raise HealthcheckError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__} "
-                               f"{quote_untrusted(str(exc), 120)}{_smtp_hint(smtp, exc)}"
+                               f"{quote_untrusted(str(exc), 120, settings.redact)}"
+                               f"{_smtp_hint(smtp, exc)}"
                                ) from None
 
 
@@ -167,7 +169,8 @@ def run_alert_command(settings: Settings, message: dict, limit: float) -> None:
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
         raise HealthcheckError(f"exit status {done.returncode}"
-                               + (f": {quote_untrusted(said[0])}" if said else ""))
+                               + (f": {quote_untrusted(said[0], redact=settings.redact)}"
+                                  if said else ""))
 
 
 #: The script's own settings and the panel's database settings: none reaches the alert command,
@@ -209,9 +212,9 @@ def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[di
         destinations = entry.get("destinations")
         for destination in destinations if isinstance(destinations, list) else []:
             if not isinstance(destination, str) or destination not in configured:
-                report.notes.append((WARNING, f"a kept alert for "
-                                              f"{quote_untrusted(destination, 20)} was dropped: "
-                                              f"it is no longer configured"))
+                name = quote_untrusted(destination, 20, settings.redact)
+                report.notes.append((WARNING, f"a kept alert for {name} was dropped: it is no "
+                                              f"longer configured"))
                 continue
             limit = min(settings.alert_timeout, hard_end - time.monotonic() - 2)
             try:
@@ -222,7 +225,7 @@ def deliver_alerts(settings: Settings, pending: list[dict], message: Optional[di
                                   SENDERS[d](settings, m, t), limit + 1)
                 outcome["delivered_to"].append(destination)
             except (HealthcheckError, TimeoutError) as exc:
-                error = settings.redact(quote_untrusted(str(exc)))
+                error = quote_untrusted(str(exc), redact=settings.redact)
                 outcome["failed"][destination] = error
                 left.append(destination)
                 report.notes.append((WARNING, f"alert delivery to {destination} failed: {error}; "

@@ -20,7 +20,9 @@ from .constants import (
     UNKNOWN,
     WARNING,
 )
-from .model import ChannelReport
+from .model import Channel, ChannelReport, Kick
+from .plan import Plan
+from .silence import describe_silence
 from .text import _fit, _fit_cap, _label, quote_untrusted, series_names
 from .times import _iso, _parse_time
 
@@ -180,6 +182,41 @@ class Report:
 #: Channels whose last known series are kept in the state for a run that cannot list them;
 #: the down ones first. About 100 bytes each.
 MAX_REMEMBERED_CHANNELS = 5000
+
+
+#: How a channel the plan left waiting is reported: its plan action -> its outcome.
+WAITING_OUTCOMES = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck",
+                    "unknown": "unknown", "wait_restart": "restart_pending",
+                    "wait_loop": "in_grace", "alert_loop": "stuck"}
+
+
+def channel_reports(plan: Plan, revivals: list[tuple[Channel, Kick]], verified: dict,
+                    asks_person: dict, now: datetime) -> list[ChannelReport]:
+    """One report line per planned channel: what the plan said, and what its revive came to.
+
+    `verified` holds reconnected/still_down per revived channel; `asks_person` the channels
+    whose status read after their revive asks for a person, as that read shows them.
+    """
+    outcomes = {channel.id: kick for channel, kick in revivals}
+    reports = []
+    for entry in plan.channels:
+        channel = asks_person.get(entry.channel.id, entry.channel)
+        kick = outcomes.get(channel.id)
+        if entry.action in WAITING_OUTCOMES:
+            kick = Kick(WAITING_OUTCOMES[entry.action], entry.detail)
+        elif entry.action == "alert_silent":
+            kick = Kick("silent", describe_silence(entry.silence, now))
+        elif entry.action == "ignored":
+            kick = Kick("ignored", entry.detail)
+        elif entry.action == "revive_loop" and kick is not None:
+            kick = Kick("stuck", f"{entry.detail}; this run's revive: {kick.outcome}, "
+                                 f"{kick.detail}")
+        reports.append(ChannelReport(
+            channel.id, channel.status, channel.connected,
+            kick.outcome if kick else None, kick.detail if kick else channel.detail,
+            verified.get(channel.id), entry.silence, entry.action, channel.condition,
+            in_grace=entry.in_grace))
+    return reports
 
 
 def remembered_channels(previous, report: Report, now: datetime) -> dict:

@@ -1,5 +1,6 @@
 """One run: list, plan, revive, verify, alert, record."""
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,12 +21,18 @@ from .incidents import (
     plan_incidents,
     repaired_drops,
 )
-from .model import Channel, ChannelReport, Kick
+from .model import Channel, Kick, Listing
 from .notify import StartPing, deliver_alerts, ping_slice, send_ping
 from .plan import PlanPolicy, after_revive, plan_run
-from .report import Report, last_run_record, metrics_text, remembered_channels
-from .settings import Settings, _hostname, name_settings, setup_warnings
-from .silence import assess_silence, describe_silence
+from .report import (
+    Report,
+    channel_reports,
+    last_run_record,
+    metrics_text,
+    remembered_channels,
+)
+from .settings import Settings, _hostname, setup_warnings
+from .silence import assess_silence
 from .text import channel_key, describe_told_apart, quote_untrusted, series_names
 
 
@@ -134,6 +141,8 @@ class RunContext:
     lock_problem: Optional[str] = None
     #: Print every setup warning (--verbose, --dry-run), not only the ones new since last run.
     all_warnings: bool = False
+    #: The run's clock: the local time now, with its zone.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
 
     @property
     def dry_run(self) -> bool:
@@ -177,112 +186,126 @@ def kick_all(gateway, jobs: list[tuple[Channel, bool]], workers: int,
 
 def check_gateway(settings: Settings, run: RunContext, state: dict,
                   now: datetime) -> tuple[Report, Optional[dict]]:
-    """List, revive and verify, then read the activity, then restart silent channels.
+    """The gateway part of a run: list, plan, revive, verify; then silences and their restarts.
 
     Returns the report (failures land in it) and the activity history to keep (None when the
     activity source is not configured; the previous history when it could not be read).
     """
-    budget_end = run.budget_end
     report = Report(dry_run=run.dry_run, gateway=settings.gateway)
-    gateway = GATEWAYS[settings.gateway](settings, budget_end)
-    activity = state.get("activity") if isinstance(state.get("activity"), dict) else {}
+    gateway = GATEWAYS[settings.gateway](settings, run.budget_end)
+    previous_activity = state.get("activity") if isinstance(state.get("activity"), dict) else {}
+    kept_activity = previous_activity if settings.activity else None
+    # Gather: the listing.
     cpu_started = time.process_time()
     try:
-        listing = gateway.list_sessions()
+        listing = list_channels(gateway)
     except HealthcheckError as exc:
-        report.error, report.error_state, report.gateway_failed = \
-            name_settings(str(exc), settings), exc.state, True
-        return report, activity if settings.activity else None
-    listing_cpu = time.process_time() - cpu_started
+        report.error, report.error_state, report.gateway_failed = str(exc), exc.state, True
+        return report, kept_activity
     told_apart = describe_told_apart(series_names([c.id for c in listing.channels]))
     if told_apart:
         report.notes.append((WARNING, told_apart))
-    policy = PlanPolicy(
-        qr_retry_hours=settings.qr_retry_hours,
-        starting_grace_minutes=settings.starting_grace_minutes,
-        revive_transient=gateway.abilities.revive_transient,
-        restart_silent=settings.silent_action == "restart"
-        and gateway.abilities.restart_connected, ignore=settings.ignore_channels,
-        lost_login_after_start=gateway.abilities.lost_login_after_start,
-        reconnect_loop_words=gateway.abilities.reconnect_loop_words)
-
-    def revive(jobs: list[tuple[Channel, bool]]) -> list[tuple[Channel, Kick]]:
-        return list(zip([c for c, _ in jobs], run.effects.revive(
-            gateway, jobs, settings.workers, kick_end, run.kicked)))
-
-    # The gateway part (revive, verify) comes before the activity read, on the deadline's full
-    # budget: a slow or locked activity database must never starve a reconnect. Silences only
-    # concern connected channels, so this plan's revivals are the final plan's, less the
-    # restarts of silent channels.
-    cpu_started = time.process_time()
+    # Plan (pure), then act: revive and verify. The gateway part comes before the activity
+    # read, on the deadline's full budget: a slow or locked activity database must never starve
+    # a revive. Silences only concern connected channels, so this plan's revivals are the final
+    # plan's, less the restarts of silent channels.
+    policy = plan_policy(settings, gateway.abilities)
     plan = plan_run(listing, settings.expected_channels, state["incidents"], {}, now,
                     policy, run.force)
-    # What follows the kicks (incidents, report, state, metrics) costs up to twice the CPU time
-    # that listing and planning took: seconds for 200,000 channels. Keep that much back, so
-    # that the run still ends within the deadline whatever the listing's size.
-    kick_end = budget_end - 2 * (listing_cpu + time.process_time() - cpu_started)
-    kicks = revive(plan.revivals)
-    made = [c for c, k in kicks if k.outcome in KICK_OUTCOMES]
+    # What follows the revivals (incidents, report, state, metrics) costs up to twice the CPU
+    # time that listing and planning took: seconds for 200,000 channels. Keep that much back,
+    # so that the run still ends within the deadline whatever the listing's size.
+    revive_end = run.budget_end - 2 * (time.process_time() - cpu_started)
+    revivals = revive(gateway, run, plan.revivals, revive_end)
+    made = [c for c, k in revivals if k.outcome in KICK_OUTCOMES]
     relisted: dict[str, Channel] = {}
-    verified = run.effects.verify(gateway, made, settings.verify_seconds, kick_end, report,
+    verified = run.effects.verify(gateway, made, settings.verify_seconds, revive_end, report,
                                   relisted)
-    # What a revive came to, by the status read after it; one that the second listing shows
-    # asking for a person is reported with its status now, so the QR backoff starts from it.
-    asks_person = {}
-    for number, (channel, kick) in enumerate(kicks):
-        revived = after_revive(kick, relisted.get(channel.id), policy)
-        if revived.outcome == "qr_issued" and kick.outcome != "qr_issued":
-            asks_person[channel.id] = relisted[channel.id]
-        kicks[number] = (channel, revived)
-    silences = {}
-    if settings.activity:
-        try:
-            activity = read_activity(settings.activity, activity,
-                                     {channel_key(c.id) for c in listing.channels},
-                                     now.timestamp(), budget_end, report,
-                                     expected=settings.expected_channels)
-            report.activity_read = True
-        except HealthcheckError as exc:
-            report.activity_read, report.activity_error = False, str(exc)
-            report.problems.append((UNKNOWN, str(exc)))
-        else:
-            for channel in listing.channels:
-                silence = assess_silence(activity["channels"].get(channel_key(channel.id)),
-                                         now.timestamp(),
-                                         settings.activity.ceiling_hours(channel.id),
-                                         settings.activity.silent_min_minutes)
-                if silence:
-                    silences[channel.id] = silence
+    revived = [(channel, after_revive(kick, relisted.get(channel.id), policy))
+               for channel, kick in revivals]
+    # A revive that the second listing shows asking for a person is reported with its status
+    # now, so that the QR backoff starts from it.
+    asks_person = {channel.id: relisted[channel.id]
+                   for (channel, kick), (_, after) in zip(revivals, revived)
+                   if after.outcome == "qr_issued" and kick.outcome != "qr_issued"}
+    revivals = revived
+    # Gather: the activity; plan again with the silences, and act: restart the silent ones.
+    activity, silences = read_silences(settings, run, previous_activity, listing, now, report)
     if silences:
         plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
                         policy, run.force)
-        kicks += revive([(c, restart) for c, restart in plan.revivals if restart])
-    report.problems[:0] = [(s, name_settings(t, settings)) for s, t in plan.problems]
+        revivals += revive(gateway, run, [(c, restart) for c, restart in plan.revivals
+                                          if restart], revive_end)
+    report.problems[:0] = plan.problems
     report.missing_expected = plan.missing
-    outcome = {c.id: Kick(k.outcome, name_settings(k.detail, settings)) for c, k in kicks}
-    waiting = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_stuck": "stuck",
-               "unknown": "unknown", "wait_restart": "restart_pending",
-               "wait_loop": "in_grace", "alert_loop": "stuck"}
-    for entry in plan.channels:
-        channel = entry.channel
-        kick = outcome.get(channel.id)
-        if entry.action in waiting:
-            kick = Kick(waiting[entry.action], entry.detail)
-        elif entry.action == "alert_silent":
-            kick = Kick("silent", describe_silence(entry.silence, now))
-        elif entry.action == "ignored":
-            kick = Kick("ignored", entry.detail)
-        elif entry.action == "revive_loop" and kick is not None:
-            kick = Kick("stuck", f"{entry.detail}; this run's revive: {kick.outcome}, "
-                                 f"{kick.detail}")
-        if channel.id in asks_person:
-            channel = asks_person[channel.id]
-        report.channels.append(ChannelReport(
-            channel.id, channel.status, channel.connected,
-            kick.outcome if kick else None, kick.detail if kick else channel.detail,
-            verified.get(channel.id), entry.silence, entry.action, channel.condition,
-            in_grace=entry.in_grace))
+    report.channels = channel_reports(plan, revivals, verified, asks_person, now)
     return report, activity if settings.activity else None
+
+
+def list_channels(gateway) -> Listing:
+    """The gateway's listing, with what the gateway said masked: a status may echo the key."""
+    listing = gateway.list_sessions()
+    redact, masked = gateway.http.origin.redact, {}
+
+    def mask(text: str) -> str:
+        if text not in masked:  # a few distinct words, whatever the number of channels
+            masked[text] = redact(text)
+        return masked[text]
+
+    listing.channels = [
+        channel if mask(channel.status) == channel.status and mask(channel.detail) ==
+        channel.detail else dataclasses.replace(channel, status=mask(channel.status),
+                                                detail=mask(channel.detail))
+        for channel in listing.channels]
+    return listing
+
+
+def plan_policy(settings: Settings, abilities) -> PlanPolicy:
+    """The settings and the gateway's abilities the plan follows, as plain data."""
+    return PlanPolicy(
+        qr_retry_hours=settings.qr_retry_hours,
+        starting_grace_minutes=settings.starting_grace_minutes,
+        revive_transient=abilities.revive_transient,
+        restart_silent=settings.silent_action == "restart" and abilities.restart_connected,
+        ignore=settings.ignore_channels,
+        lost_login_after_start=abilities.lost_login_after_start,
+        reconnect_loop_words=abilities.reconnect_loop_words)
+
+
+def revive(gateway, run: RunContext, jobs: list[tuple[Channel, bool]],
+           end: float) -> list[tuple[Channel, Kick]]:
+    """Revive every (channel, restart) job through the run's effects; each with its result."""
+    results = run.effects.revive(gateway, jobs, gateway.settings.workers, end, run.kicked)
+    return list(zip([channel for channel, _ in jobs], results))
+
+
+def read_silences(settings: Settings, run: RunContext, previous: dict, listing: Listing,
+                  now: datetime, report: Report) -> tuple[dict, dict]:
+    """Read the activity source; return the history to keep and each silent channel's silence.
+
+    A source that cannot be read is a problem of the run (UNKNOWN); the history is then kept
+    as it was and no channel is judged silent.
+    """
+    if not settings.activity:
+        return previous, {}
+    try:
+        activity = read_activity(settings.activity, previous,
+                                 {channel_key(c.id) for c in listing.channels},
+                                 now.timestamp(), run.budget_end, report,
+                                 expected=settings.expected_channels, redact=settings.redact)
+    except HealthcheckError as exc:
+        report.activity_read, report.activity_error = False, str(exc)
+        report.problems.append((UNKNOWN, str(exc)))
+        return previous, {}
+    report.activity_read = True
+    silences = {}
+    for channel in listing.channels:
+        silence = assess_silence(activity["channels"].get(channel_key(channel.id)),
+                                 now.timestamp(), settings.activity.ceiling_hours(channel.id),
+                                 settings.activity.silent_min_minutes)
+        if silence:
+            silences[channel.id] = silence
+    return activity, silences
 
 
 def verify_kicks(gateway, kicked: list[Channel], wait: float, budget_end: float,
@@ -301,10 +324,9 @@ def verify_kicks(gateway, kicked: list[Channel], wait: float, budget_end: float,
         return {}
     time.sleep(wait)
     try:
-        listing = gateway.list_sessions()
+        listing = list_channels(gateway)
     except HealthcheckError as exc:
-        report.notes.append((WARNING, f"kicks not verified: "
-                                      f"{name_settings(str(exc), gateway.settings)}"))
+        report.notes.append((WARNING, f"kicks not verified: {exc}"))
         return {}
     connected = {c.id for c in listing.channels if c.connected}
     if relisted is not None:
@@ -313,7 +335,7 @@ def verify_kicks(gateway, kicked: list[Channel], wait: float, budget_end: float,
     return {c.id: "reconnected" if c.id in connected else "still_down" for c in kicked}
 
 
-def _interrupted(settings: Settings, run: RunContext, signal_name: str) -> Report:
+def interrupted_report(settings: Settings, run: RunContext, signal_name: str) -> Report:
     """Report a run stopped by a signal: what it had already done, and the /fail ping."""
     # The state file is only ever replaced whole, at the end: it stays as it was.
     done = list(run.kicked)
@@ -335,47 +357,44 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _bug_report(dry_run: bool, gateway_failed: bool = False) -> Report:
-    """Report the exception being handled as a bug: one line here, its traceback for the log."""
+def bug_report(dry_run: bool, redact: Optional[Callable[[str], str]] = None,
+               gateway_failed: bool = False) -> Report:
+    """Report the exception being handled as a bug: one line here, its traceback for the log.
+
+    `redact` masks the run's secrets in the exception's text before it is cut.
+    """
     import traceback
     kind, error, _ = sys.exc_info()
     name = getattr(kind, "__name__", "Exception")
-    report = Report(error=f"internal error ({name}: {quote_untrusted(str(error), 120)}): this "
-                          f"is a bug in {PROGRAM}; the traceback is in the log, please report "
-                          f"it", error_state=UNKNOWN, dry_run=dry_run,
+    said = quote_untrusted(str(error), 120, redact)
+    report = Report(error=f"internal error ({name}: {said}): this is a bug in {PROGRAM}; the "
+                          f"traceback is in the log, please report it", error_state=UNKNOWN,
+                    dry_run=dry_run,
                     gateway_failed=gateway_failed)
     report.traceback = traceback.format_exc()
     return report
 
 
 def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) -> Report:
-    """One run under the lock: ping, check, incidents, alerts, state, ping again."""
+    """One run under the lock, in the order it happens: gather, plan, act, record, report.
+
+    Gather the state (and say its setup warnings), then the gateway part (list, plan, revive,
+    verify, silences: `check_gateway`); plan the incidents and the alert they call for (pure);
+    act: deliver the alert; record the state and the metrics; report: the end ping. The report
+    itself is printed by the CLI.
+    """
     state, state_notes = run.effects.load_state(settings.state_path)
-    # Setup warnings would make cron mail every 15 minutes: each is printed (and logged) when it
-    # first appears, and on every --verbose or --dry-run run.
-    warnings = setup_warnings(settings)
-    seen = state.get("warned") if isinstance(state.get("warned"), list) else []
-    for text in warnings:
-        if run.all_warnings or _digest(text) not in seen:
-            warn(text)
-    killed_note = None
-    if run.unfinished:
-        state["incidents"], killed_note = count_unfinished_run(
-            state["incidents"], run.unfinished, datetime.now().astimezone())
-        try:  # counted now: if this run is killed too, the count still grows
-            run.effects.save_state(settings.state_path, state, settings.redact)
-        except OSError:
-            pass  # said at the end, when the state is written again
+    warnings = say_setup_warnings(settings, run, state, warn)
+    killed_note = count_killed_run(settings, run, state)
     start_ping = run.effects.start_ping(
         settings, f"{_hostname()}: run {run.run_id} started ({PROGRAM} {__version__})",
         min(time.monotonic() + ping_slice(settings.deadline), run.hard_end), run.ping_rid)
-
     try:
-        report, activity = check_gateway(settings, run, state, datetime.now().astimezone())
+        report, activity = check_gateway(settings, run, state, run.clock())
     except Exception:  # noqa: BLE001 - the last guard: the incident counting must go on
         # Whatever the gateway sent that we failed on, it counts as the gateway failing, so
         # "the gateway keeps failing" reaches a person on schedule.
-        report = _bug_report(run.dry_run, gateway_failed=True)
+        report = bug_report(run.dry_run, settings.redact, gateway_failed=True)
         activity = state.get("activity") if settings.activity else None
     report.notes[:0] = state_notes
     if run.lock_problem:
@@ -383,7 +402,56 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
     if killed_note:
         report.problems.append((WARNING, killed_note))
 
-    now = datetime.now().astimezone()
+    now = run.clock()
+    followup = plan_followup(settings, run, state, report, now)
+    pending = run.effects.deliver(settings, state["pending_alerts"], followup.alert,
+                                  run.hard_end, report)
+    record(settings, run, state, report, followup, pending, activity, warnings, now)
+    if start_ping is not None:
+        send_end_ping(settings, run, report, followup.incidents, start_ping)
+    return report
+
+
+def say_setup_warnings(settings: Settings, run: RunContext, state: dict,
+                       warn: Callable[[str], None]) -> list[str]:
+    """Say each setup warning new since the last run (all of them on --verbose and --dry-run).
+
+    Said on every run, they would make cron mail every 15 minutes. Returns them all, for the
+    state to remember.
+    """
+    warnings = setup_warnings(settings)
+    seen = state.get("warned") if isinstance(state.get("warned"), list) else []
+    for text in warnings:
+        if run.all_warnings or _digest(text) not in seen:
+            warn(text)
+    return warnings
+
+
+def count_killed_run(settings: Settings, run: RunContext, state: dict) -> Optional[str]:
+    """Count a previous run that was killed before it finished; return the notice, if any."""
+    if not run.unfinished:
+        return None
+    state["incidents"], notice = count_unfinished_run(state["incidents"], run.unfinished,
+                                                      run.clock())
+    try:  # counted now: if this run is killed too, the count still grows
+        run.effects.save_state(settings.state_path, state, settings.redact)
+    except OSError:
+        pass  # said at the end, when the state is written again
+    return notice
+
+
+@dataclass
+class Followup:
+    """What the run's findings call for across runs: incidents, flapping and one alert."""
+
+    incidents: dict
+    flaps: dict
+    alert: Optional[dict]
+
+
+def plan_followup(settings: Settings, run: RunContext, state: dict, report: Report,
+                  now: datetime) -> Followup:
+    """Plan the incidents, the flapping and the alert they call for; note them in the report."""
     policy = AlertPolicy(settings.alert_after, settings.alert_repeat_hours)
     incidents, items, incident_notes = plan_incidents(state["incidents"], report, now, policy)
     report.notes.extend(incident_notes)
@@ -395,27 +463,31 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
     report.incidents = {key: {k: incident.get(k) for k in ("since", "runs_down", "kicks",
                                                           "last_outcome", "alerted_at")}
                         for key, incident in incidents.items()}
-    message = compose_alert(items, report.state, _hostname(), run.run_id, now) if items else None
-    if message is not None:
+    alert = compose_alert(items, report.state, _hostname(), run.run_id, now) if items else None
+    if alert is not None:
         where = ", ".join(settings.alert_destinations) or \
             "nowhere: no alert destination is configured, this log is the only record"
-        level = OK if message["state"] == "RESOLVED" else max(report.state, WARNING)
-        report.notes.append((level, f"alert to {where}: " + message["text"].replace("\n", " / ")))
-    pending = run.effects.deliver(settings, state["pending_alerts"], message, run.hard_end,
-                                  report)
+        level = OK if alert["state"] == "RESOLVED" else max(report.state, WARNING)
+        report.notes.append((level, f"alert to {where}: " + alert["text"].replace("\n", " / ")))
+    return Followup(incidents, flaps, alert)
+
+
+def record(settings: Settings, run: RunContext, state: dict, report: Report,
+           followup: Followup, pending: list, activity: Optional[dict], warnings: list[str],
+           now: datetime) -> None:
+    """Write the state for the next run, then the metrics; a failed write is a problem."""
     remembered = remembered_channels(state.get("last_seen"), report, now) \
         if settings.metrics_file else None
     try:
         new_state = {"version": STATE_VERSION, "updated_at": now.isoformat(timespec="seconds"),
-                     "incidents": incidents, "pending_alerts": pending,
+                     "incidents": followup.incidents, "pending_alerts": pending,
                      "warned": [_digest(text) for text in warnings]}
         report.elapsed = time.monotonic() - run.started
-        new_state["last_run"] = last_run_record(report, run.run_id,
-                                                datetime.now().astimezone())
+        new_state["last_run"] = last_run_record(report, run.run_id, run.clock())
         if activity is not None:
             new_state["activity"] = activity
-        if flaps:
-            new_state["flaps"] = flaps
+        if followup.flaps:
+            new_state["flaps"] = followup.flaps
         if remembered is not None:
             new_state["last_seen"] = remembered
         capped = run.effects.save_state(settings.state_path, new_state, settings.redact)
@@ -430,26 +502,29 @@ def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) 
         report.elapsed = time.monotonic() - run.started
         try:
             run.effects.write_metrics(settings.metrics_file,
-                                      metrics_text(report, incidents, now, remembered,
+                                      metrics_text(report, followup.incidents, now, remembered,
                                                    settings.metrics_max_channels))
         except OSError as exc:
             report.problems.append((UNKNOWN, f"cannot write the metrics file "
                                              f"{settings.metrics_file} "
                                              f"({exc.strerror or type(exc).__name__}): check "
                                              f"its folder or HEALTHCHECK_METRICS_FILE"))
-    if start_ping is not None:
-        ping_error = start_ping.outcome()
-        if ping_error:
-            report.notes.append((WARNING, ping_error))
-        # healthchecks.io: the plain URL means success, /fail means the check failed. An
-        # incident that has reached a person and is still open fails the check too, so the
-        # ping alone is enough to hear of a channel that stays down.
-        still_open = any(i.get("alerted_at") for i in incidents.values())
-        body = "\n".join(settings.redact(text) for _, text in report.lines())
-        ping_error = run.effects.ping(settings, "" if report.state <= WARNING
-                                      and not still_open else "/fail", body[:10000],
-                                      min(time.monotonic() + ping_slice(settings.deadline),
-                                          run.hard_end), run.ping_rid)
-        if ping_error:
-            report.notes.append((WARNING, ping_error))
-    return report
+
+
+def send_end_ping(settings: Settings, run: RunContext, report: Report, incidents: dict,
+                  start_ping: StartPing) -> None:
+    """Close the dead man's switch: success, or /fail; a failed ping is a note."""
+    ping_error = start_ping.outcome()
+    if ping_error:
+        report.notes.append((WARNING, ping_error))
+    # healthchecks.io: the plain URL means success, /fail means the check failed. An incident
+    # that has reached a person and is still open fails the check too, so the ping alone is
+    # enough to hear of a channel that stays down.
+    still_open = any(i.get("alerted_at") for i in incidents.values())
+    body = "\n".join(settings.redact(text) for _, text in report.lines())
+    ping_error = run.effects.ping(settings, "" if report.state <= WARNING and not still_open
+                                  else "/fail", body[:10000],
+                                  min(time.monotonic() + ping_slice(settings.deadline),
+                                      run.hard_end), run.ping_rid)
+    if ping_error:
+        report.notes.append((WARNING, ping_error))

@@ -588,16 +588,6 @@ def resolve_secret(stored: str, infra_key: Optional[str], env_file: Path) -> str
                            f"since the secret was saved? Save the secret again in the panel")
 
 
-def name_settings(text: str, settings: "Settings") -> str:
-    """Return a message with the gateway settings named as this configuration names them.
-
-    Messages are written for the wrapper's WPP_GATEWAY_BASE_URL and WPP_GATEWAY_SECRET; WAHA,
-    Evolution and WPPConnect-Server are set with HEALTHCHECK_GATEWAY_URL and _KEY.
-    """
-    return (text.replace("WPP_GATEWAY_BASE_URL", settings.url_setting)
-            .replace("WPP_GATEWAY_SECRET", settings.key_setting))
-
-
 def setup_warnings(settings: Settings) -> list[str]:
     """Return what is unsafe in the settings themselves: secrets readable or sent in clear."""
     warnings = []

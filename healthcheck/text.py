@@ -3,7 +3,7 @@
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Optional
 from urllib.parse import quote, urlsplit
 
@@ -26,8 +26,14 @@ def clean_text(text: str) -> str:
                    for char in text)
 
 
-def quote_untrusted(value, limit=MAX_QUOTE_CHARS):
-    """Return text from the network as one printable line of bounded length."""
+def quote_untrusted(value, limit: int = MAX_QUOTE_CHARS,
+                    redact: Optional[Callable[[str], str]] = None) -> str:
+    """Return text from outside as one printable line of bounded length.
+
+    `redact` is the run's Redactor, for text that may echo a secret (what a gateway, a database
+    or a mail server said). Text the run has already redacted (a listed channel's status, an
+    error line) is quoted without it.
+    """
     if isinstance(value, str):
         text = value
     else:
@@ -37,7 +43,9 @@ def quote_untrusted(value, limit=MAX_QUOTE_CHARS):
             text = f"<{type(value).__name__}>"
     # Redacted before the cut: a cut through an echoed secret would leave a fragment too
     # short for the redaction applied to the output.
-    text = _untrusted_redactor(text[:limit * 4])
+    text = text[:limit * 4]
+    if redact is not None:
+        text = redact(text)
     cut = len(text) > limit
     text = clean_text(text[:limit])
     return text + "..." if cut else text
@@ -192,21 +200,6 @@ def _encoded_forms(secret: str) -> list[str]:
             if len(middle) >= Redactor.MIN_LEAK:
                 forms.append(middle)
     return [f for f in forms if f != secret]
-
-
-#: Applied to network text as it is quoted; main() sets it once the secrets are known.
-_untrusted_redactor = Redactor()
-
-
-def use_redactor(redactor: Redactor) -> None:
-    """Mask this run's secrets in every quote of outside text from now on."""
-    global _untrusted_redactor
-    _untrusted_redactor = redactor
-
-
-def untrusted_redactor() -> Redactor:
-    """The redactor quotes of outside text go through."""
-    return _untrusted_redactor
 
 
 def display_url(url: str) -> str:

@@ -6,7 +6,7 @@ from ..bounded import run_bounded
 from ..constants import CRITICAL
 from ..errors import HealthcheckError
 from ..model import Channel, Kick, Listing
-from ..text import clean_text, quote_untrusted
+from ..text import clean_text
 from .base import Abilities, Gateway, every_read_failed, unread_channel
 from .http import Answer, channel_path, checked_id, entries_in_time, json_answer
 
@@ -46,7 +46,7 @@ class EvolutionGateway(Gateway):
             raise HealthcheckError(f"{what}: HTTP 503 LICENSE_REQUIRED: this Evolution API 2.4 "
                                    f"is not activated, so it refuses every call; activate its "
                                    f"license (its /manager page) and check again", CRITICAL)
-        return json_answer(answer, self.display_url, what)
+        return json_answer(answer, what)
 
     def list_sessions(self) -> "Listing":
         # The rows are the database's copy, which lags: each instance's state is read live.
@@ -57,7 +57,7 @@ class EvolutionGateway(Gateway):
                                    "check HEALTHCHECK_GATEWAY_URL and the Evolution API version")
         problems, named, seen = [], [], set()
         for position, row in entries_in_time(rows, self.budget_end, "listing instances"):
-            name = checked_id(row, "name", position, problems)
+            name = checked_id(row, "name", position, problems, self.http.origin)
             if name is not None and name not in seen:
                 seen.add(name)
                 named.append((name, row))
@@ -117,7 +117,7 @@ class EvolutionGateway(Gateway):
                 return Kick("restart_gateway", EVOLUTION_RESTART_ADVICE)
             # Evolution reports these failures with HTTP 200.
             return Kick("failed", f"{what} call refused (HTTP 200 with an error): "
-                                  f"{quote_untrusted(data.get('message') or 'no reason')}")
+                                  f"{self.http.origin.quote(data.get('message') or 'no reason')}")
         if isinstance(data, dict) and any(isinstance(data.get(k), str) and data[k].strip()
                                           for k in ("base64", "code", "pairingCode")):
             return Kick("qr_issued", "the stored login is no longer valid: a person must scan a "

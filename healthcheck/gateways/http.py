@@ -17,13 +17,30 @@ from ..constants import (
     DEADLINE_CHECK_EVERY,
     MAX_BODY_BYTES,
     MAX_CHANNEL_ID_CHARS,
+    MAX_QUOTE_CHARS,
     PROGRAM,
     UNKNOWN,
     __version__,
 )
 from ..errors import HealthcheckError
-from ..settings import Settings, name_settings
-from ..text import _SURROGATES, display_url, quote_untrusted, untrusted_redactor
+from ..settings import Settings
+from ..text import _SURROGATES, display_url, quote_untrusted
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where answers come from, for the messages about them: the address people may see, the
+    settings that name the address and the key in this configuration, and the run's redactor
+    for what the gateway said (it may echo the key)."""
+
+    url: str = "the gateway"
+    url_setting: str = "WPP_GATEWAY_BASE_URL"
+    key_setting: str = "WPP_GATEWAY_SECRET"
+    redact: Optional[Callable[[str], str]] = None
+
+    def quote(self, value, limit: int = MAX_QUOTE_CHARS) -> str:
+        """Quote what the gateway said, its secrets masked before the cut."""
+        return quote_untrusted(value, limit, self.redact)
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,7 @@ class Answer:
     body: bytes
     #: For a 401: what the gateway that was asked says to check (its own settings, by name).
     key_refused: str = ""
+    origin: Origin = Origin()
 
     @property
     def is_html(self) -> bool:
@@ -80,6 +98,8 @@ class HttpClient:
         self.budget_end = budget_end
         self._key_refused = key_refused
         self.display_url = display_url(settings.base_url)
+        self.origin = Origin(self.display_url, settings.url_setting, settings.key_setting,
+                             settings.redact)
         self._session = requests.Session()
         self._session.headers.update({**auth_headers,
                                       "Accept": "application/json",
@@ -111,14 +131,6 @@ class HttpClient:
 
     def call(self, method: str, path: str, timeout: float, timeout_name: str,
              json_body=None, headers: Optional[dict[str, str]] = None) -> Answer:
-        """Return the answer to one call, or raise HealthcheckError(CRITICAL) saying why not."""
-        try:
-            return self._exchange(method, path, timeout, timeout_name, json_body, headers)
-        except HealthcheckError as exc:
-            raise HealthcheckError(name_settings(str(exc), self.settings), exc.state) from None
-
-    def _exchange(self, method: str, path: str, timeout: float, timeout_name: str,
-                  json_body, headers) -> Answer:
         """Return the answer to one call, or raise HealthcheckError(CRITICAL) saying why not."""
         left = self.budget_end - time.monotonic()
         if left <= 0:
@@ -152,7 +164,7 @@ class HttpClient:
                     # Not asked for; a few KB of gzip can inflate to gigabytes on old urllib3.
                     raise HealthcheckError(
                         f"{self.display_url} sent a compressed answer "
-                        f"({quote_untrusted(encoding, 40)}) although none was asked for; "
+                        f"({self.origin.quote(encoding, 40)}) although none was asked for; "
                         f"refused unread: check the proxy in front of the gateway", CRITICAL)
                 chunks, size = [], 0
                 for chunk in response.iter_content(64 * 1024):
@@ -166,7 +178,7 @@ class HttpClient:
                                 content_type=response.headers.get("Content-Type", "").lower(),
                                 www_authenticate=response.headers.get("WWW-Authenticate", ""),
                                 location=response.headers.get("Location", ""),
-                                body=b"".join(chunks))
+                                body=b"".join(chunks), origin=self.origin)
                 if answer.status == 401 and self._key_refused:
                     answer = dataclasses.replace(answer, key_refused=self._key_refused(answer))
                 return answer
@@ -180,14 +192,15 @@ class HttpClient:
             raise HealthcheckError(f"{self.display_url} sent an answer that cannot be parsed "
                                    f"({type(exc).__name__}), such as a redirect to an address "
                                    f"that cannot be read; nothing was followed: check "
-                                   f"WPP_GATEWAY_BASE_URL and the proxy in front of the gateway",
+                                   f"{self.origin.url_setting} and the proxy in front of the "
+                                   f"gateway",
                                    CRITICAL) from None
 
     def _too_big(self, status: int) -> HealthcheckError:
         # A 2xx this size is an answer outside the contract (UNKNOWN); an error page, CRITICAL.
         return HealthcheckError(f"{self.display_url} sent an answer over "
                                 f"{MAX_BODY_BYTES // 2**20} MB (HTTP {status}); refused unread: "
-                                f"check that WPP_GATEWAY_BASE_URL points at the gateway",
+                                f"check that {self.origin.url_setting} points at the gateway",
                                 UNKNOWN if 200 <= status < 300 else CRITICAL)
 
     def _describe_transport_error(self, exc: "requests.RequestException") -> str:
@@ -198,7 +211,8 @@ class HttpClient:
                 s in chain for s in ("wrong version number", "record layer failure",
                                      "http request", "unknown protocol")):
             return (f"TLS failure talking to {where}: the server answered in plain HTTP, not "
-                    f"TLS; use http:// in WPP_GATEWAY_BASE_URL, or the port that serves https")
+                    f"TLS; use http:// in {self.origin.url_setting}, or the port that serves "
+                    f"https")
         if isinstance(exc, requests.exceptions.SSLError):
             return (f"TLS failure talking to {where}: the certificate was not accepted; "
                     f"check the gateway's certificate, or point HEALTHCHECK_CA_BUNDLE at the CA "
@@ -208,7 +222,8 @@ class HttpClient:
                     f"{self.settings.connect_timeout:g}s (HEALTHCHECK_CONNECT_TIMEOUT); check "
                     f"the host, the port and any firewall")
         if isinstance(exc, requests.exceptions.InvalidHeader):
-            return "the secret cannot be sent as an HTTP header: check WPP_GATEWAY_SECRET"
+            return (f"the secret cannot be sent as an HTTP header: check "
+                    f"{self.origin.key_setting}")
         if isinstance(exc, (requests.exceptions.ChunkedEncodingError,
                             requests.exceptions.ContentDecodingError)):
             return (f"the connection to {where} broke while the answer was being read; "
@@ -219,10 +234,10 @@ class HttpClient:
                                         "temporary failure in name resolution",
                                         "no address associated")):
                 return (f"gateway unreachable: the host name in {where} does not resolve; "
-                        f"check the host in WPP_GATEWAY_BASE_URL and the DNS")
+                        f"check the host in {self.origin.url_setting} and the DNS")
             if "refused" in chain:
                 return (f"gateway unreachable: connection refused by {where}; check the host and "
-                        f"port in WPP_GATEWAY_BASE_URL and that the gateway is running")
+                        f"port in {self.origin.url_setting} and that the gateway is running")
             if "reset" in chain or "aborted" in chain or "remotedisconnected" in chain:
                 return (f"the connection to {where} was closed before a full answer; check the "
                         f"gateway and the proxy in front of it")
@@ -256,45 +271,47 @@ def channel_path(channel_id: str) -> str:
     return quote(channel_id, safe="")
 
 
-def _describe_http_failure(answer: Answer, what: str, base: str) -> str:
+def describe_http_failure(answer: Answer, what: str) -> str:
     """Say why a non-2xx answer came, and what to check."""
-    status = answer.status
+    status, origin = answer.status, answer.origin
     error = answer.error_text()
     if 300 <= status < 400:
-        target = quote_untrusted(display_url(answer.location) if "://" in answer.location
-                                 else answer.location or "nowhere", 120)
+        target = origin.quote(display_url(answer.location) if "://" in answer.location
+                              else answer.location or "nowhere", 120)
         return (f"{what}: HTTP {status} redirect to {target}, not followed (it would carry "
-                f"the secret); set WPP_GATEWAY_BASE_URL to the address that answers directly")
+                f"the secret); set {origin.url_setting} to the address that answers directly")
     if status == 401:
         if "basic" in answer.www_authenticate.lower():
             return (f"{what}: HTTP 401 with a basic-auth challenge: something in front of /api "
                     f"(nginx basic auth) wants a password; exempt /api from basic auth")
         if answer.key_refused:  # the gateway's own words
             return f"{what}: HTTP 401, {answer.key_refused}"
-        return (f"{what}: HTTP 401, the gateway refused the secret; check WPP_GATEWAY_SECRET "
-                f"(and INFRA_SECRET_KEY if the secret is stored encrypted)")
+        return (f"{what}: HTTP 401, the gateway refused the secret; check "
+                f"{origin.key_setting} (and INFRA_SECRET_KEY if the secret is stored "
+                f"encrypted)")
     if status == 403:
-        return (f"{what}: HTTP 403 forbidden; check WPP_GATEWAY_SECRET and any IP allow-list "
-                f"in front of the gateway")
+        return (f"{what}: HTTP 403 forbidden; check {origin.key_setting} and any IP "
+                f"allow-list in front of the gateway")
     if error and not answer.is_html:
-        return f"{what}: HTTP {status}, gateway error: {quote_untrusted(error)}"
+        return f"{what}: HTTP {status}, gateway error: {origin.quote(error)}"
     if status == 404:
         return (f"{what}: HTTP 404 {'HTML page' if answer.is_html else 'not found'}: this is "
-                f"not the gateway's API; is the port in WPP_GATEWAY_BASE_URL right (:8443)?")
+                f"not the gateway's API; is the port in {origin.url_setting} right (:8443)?")
     if status in (502, 503, 504):
-        return (f"{what}: HTTP {status} from the proxy at {base}: the gateway container is "
+        return (f"{what}: HTTP {status} from the proxy at {origin.url}: the gateway container is "
                 f"down, restarting or too slow; check the gateway and WPPConnect")
     kind = "an HTML page" if answer.is_html else "no JSON error"
     return f"{what}: HTTP {status} with {kind}; check the gateway's logs"
 
 
-def json_answer(answer: Answer, base: str, what: str):
+def json_answer(answer: Answer, what: str):
     """Return the JSON of a 2xx answer, or raise HealthcheckError saying why there is none."""
     if not 200 <= answer.status < 300:
-        raise HealthcheckError(_describe_http_failure(answer, what, base), CRITICAL)
+        raise HealthcheckError(describe_http_failure(answer, what), CRITICAL)
     if answer.is_html:
-        raise HealthcheckError(f"{what}: HTTP {answer.status} with an HTML page, not "
-                               f"the gateway's JSON; check WPP_GATEWAY_BASE_URL (the port :8443?)")
+        raise HealthcheckError(f"{what}: HTTP {answer.status} with an HTML page, not the "
+                               f"gateway's JSON; check {answer.origin.url_setting} (the port "
+                               f":8443?)")
     try:
         return answer.json()
     except ValueError:
@@ -319,22 +336,23 @@ def entries_in_time(entries: list, budget_end: float, what: str):
         yield position, entry
 
 
-def checked_id(entry, key: str, position: int, problems: list) -> Optional[str]:
+def checked_id(entry, key: str, position: int, problems: list,
+               origin: Origin) -> Optional[str]:
     """Return entry[key] when it is an id fit to request and store, else None (problem added)."""
     value = entry.get(key) if isinstance(entry, dict) else None
     if not isinstance(value, str) or not value.strip():
         problems.append((UNKNOWN, f"channel entry #{position} has no usable id, skipped: "
-                                  f"{quote_untrusted(entry, 80)}"))
+                                  f"{origin.quote(entry, 80)}"))
         return None
     # Half an emoji (a lone surrogate) cannot be sent in a URL: replaced, still handled.
     value = _SURROGATES.sub("\ufffd", value)
     if (value.strip(".") == "" or len(value) > MAX_CHANNEL_ID_CHARS
-            or untrusted_redactor()(value) != value):
+            or (origin.redact is not None and origin.redact(value) != value)):
         # `.` and `..` would leave /api/channels/<id>/ (clients resolve them away); an id
         # longer than any real one would flood the log and the state.
         problems.append((UNKNOWN, f"channel entry #{position} has an id that cannot be a "
                                   f"channel (only dots, over {MAX_CHANNEL_ID_CHARS} "
                                   f"characters, or holding a secret), skipped: "
-                                  f"{quote_untrusted(value, 60)}"))
+                                  f"{origin.quote(value, 60)}"))
         return None
     return value

@@ -5,9 +5,9 @@ from typing import Optional
 from ..bounded import run_bounded
 from ..errors import HealthcheckError
 from ..model import Channel, Kick, Listing
-from ..text import clean_text, quote_untrusted
+from ..text import clean_text
 from .base import Abilities, Gateway
-from .http import _describe_http_failure, channel_path, checked_id, entries_in_time, json_answer
+from .http import channel_path, checked_id, describe_http_failure, entries_in_time, json_answer
 
 #: WAHA's session statuses (src/structures/enums.dto.ts). FAILED is restarted: a logged-out
 #: session comes back as SCAN_QR_CODE, which then goes to a person.
@@ -31,13 +31,13 @@ class WahaGateway(Gateway):
     def list_sessions(self) -> "Listing":
         # all=true: without it a STOPPED session is not listed at all.
         data = json_answer(self.http.list_call("GET", "/api/sessions?all=true"),
-                           self.display_url, "listing sessions")
+                           "listing sessions")
         if not isinstance(data, list):
             raise HealthcheckError("listing sessions: the answer is not a list of sessions; "
                                    "check HEALTHCHECK_GATEWAY_URL and the WAHA version")
         channels, problems = [], []
         for position, entry in entries_in_time(data, self.budget_end, "listing sessions"):
-            name = checked_id(entry, "name", position, problems)
+            name = checked_id(entry, "name", position, problems, self.http.origin)
             if name is None:
                 continue
             word = entry.get("status") if isinstance(entry.get("status"), str) else ""
@@ -70,7 +70,7 @@ class WahaGateway(Gateway):
             return None
         state = engine.get("state")
         if engine.get("engine") == "WEBJS" and isinstance(state, str) and state != "CONNECTED":
-            return f"its WEBJS page says {quote_untrusted(state, 20)}"
+            return f"its WEBJS page says {self.http.origin.quote(state, 20)}"
         gows = engine.get("gows")
         if engine.get("engine") == "GOWS" and isinstance(gows, dict) \
                 and gows.get("connected") is False:
@@ -81,8 +81,7 @@ class WahaGateway(Gateway):
         answer = self.http.session_call("POST", f"/api/sessions/{channel_path(channel.id)}"
                                                 f"/restart")
         if not 200 <= answer.status < 300:
-            return Kick("failed", _describe_http_failure(answer, "restart call",
-                                                         self.display_url))
+            return Kick("failed", describe_http_failure(answer, "restart call"))
         try:
             data = answer.json()
         except ValueError:

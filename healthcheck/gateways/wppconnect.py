@@ -11,9 +11,9 @@ from ..text import clean_text
 from .base import Abilities, Gateway, every_read_failed, unread_channel
 from .http import (
     Answer,
-    _describe_http_failure,
     channel_path,
     checked_id,
+    describe_http_failure,
     entries_in_time,
     json_answer,
 )
@@ -53,14 +53,15 @@ class WppconnectGateway(Gateway):
         if answer.status == 400 and b"incorrect" in answer.body[:1000]:
             raise HealthcheckError("listing sessions: HTTP 400, the server refused the key "
                                    "(SECRET_KEY); check HEALTHCHECK_GATEWAY_KEY", CRITICAL)
-        data = json_answer(answer, self.display_url, "listing sessions")
+        data = json_answer(answer, "listing sessions")
         names = data.get("response") if isinstance(data, dict) else None
         if not isinstance(names, list):
             raise HealthcheckError("listing sessions: the answer holds no session list; check "
                                    "HEALTHCHECK_GATEWAY_URL and the WPPConnect-Server version")
         problems, checked = [], {}  # a dict keeps the order and finds duplicates at once
         for position, value in entries_in_time(names, self.budget_end, "listing sessions"):
-            name = checked_id({"name": value}, "name", position, problems)
+            name = checked_id({"name": value}, "name", position, problems,
+                              self.http.origin)
             if name is not None:
                 checked.setdefault(name, None)
         found = run_bounded([lambda n=n: self._state(n) for n in checked],
@@ -75,7 +76,7 @@ class WppconnectGateway(Gateway):
         if name not in self._tokens:
             answer = self.http.session_call(
                 "POST", f"/api/{channel_path(name)}/{self._secret_path()}/generate-token")
-            data = json_answer(answer, self.display_url, "minting its token")
+            data = json_answer(answer, "minting its token")
             token = data.get("token") if isinstance(data, dict) else None
             if not isinstance(token, str) or not token:
                 raise HealthcheckError("minting its token: the answer holds no token")
@@ -93,7 +94,7 @@ class WppconnectGateway(Gateway):
         """Return the session as a Channel, or the error text."""
         try:
             data = json_answer(self._session_call("GET", name, "status-session"),
-                               self.display_url, "reading its status")
+                               "reading its status")
             word = data.get("status") if isinstance(data, dict) else None
             word = clean_text(word.strip().upper())[:40] if isinstance(word, str) else "CLOSED"
             condition = WPPCONNECT_CONDITIONS.get(word, "transient")
@@ -106,7 +107,7 @@ class WppconnectGateway(Gateway):
                 return Channel(name, word, condition)
             # status-session says CONNECTED even when the browser page has died.
             alive = json_answer(self._session_call("GET", name, "check-connection-session"),
-                                self.display_url, "checking its page")
+                                "checking its page")
             if isinstance(alive, dict) and alive.get("status") is True:
                 return Channel(name, word, "connected")
             return Channel(name, word, "stopped", "CONNECTED but its page is dead "
@@ -127,12 +128,10 @@ class WppconnectGateway(Gateway):
             # here means the client object is gone already; start-session still works.
             closed = self._session_call("POST", channel.id, "close-session")
             if not (200 <= closed.status < 300 or closed.status == 500):
-                return Kick("failed", _describe_http_failure(closed, "close-session call",
-                                                             self.display_url))
+                return Kick("failed", describe_http_failure(closed, "close-session call"))
         answer = self._session_call("POST", channel.id, "start-session", json_body={})
         if not 200 <= answer.status < 300:
-            return Kick("failed", _describe_http_failure(answer, "start-session call",
-                                                         self.display_url))
+            return Kick("failed", describe_http_failure(answer, "start-session call"))
         if channel.condition == "needs_person":
             return Kick("qr_issued", "start-session requested to show a new QR: "
                                      f"{channel.detail or WPPCONNECT_LOGIN_GONE}")

@@ -11,13 +11,13 @@ from ..constants import (
 )
 from ..errors import HealthcheckError
 from ..model import Channel, Kick, Listing
-from ..text import _SURROGATES, quote_untrusted
+from ..text import _SURROGATES
 from .base import Gateway
 from .http import (
     Answer,
-    _describe_http_failure,
     channel_path,
     checked_id,
+    describe_http_failure,
     entries_in_time,
     json_answer,
 )
@@ -57,32 +57,30 @@ class WrapperGateway(Gateway):
         return hint
 
     def list_sessions(self) -> "Listing":
-        return parse_listing(self.http.list_call("GET", "/api/channels"), self.display_url,
-                             self.budget_end)
+        return parse_listing(self.http.list_call("GET", "/api/channels"), self.budget_end)
 
     def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
         path = f"/api/channels/{channel_path(channel.id)}"
         answer = self.http.session_call("GET", path + "/qr")
         if not is_not_started(answer):
-            return classify_qr_answer(answer, self.display_url)
+            return classify_qr_answer(answer)
         # /qr alone cannot revive a CLOSED client; start-session relaunches it from its login.
-        return classify_start_answer(self.http.session_call("POST", path + "/start-session"),
-                                     self.display_url)
+        return classify_start_answer(self.http.session_call("POST", path + "/start-session"))
 
 
-def parse_listing(answer: Answer, base: str, budget_end: float = float("inf")) -> Listing:
+def parse_listing(answer: Answer, budget_end: float = float("inf")) -> Listing:
     """Return the channels of a GET /api/channels answer, or raise HealthcheckError."""
-    data = json_answer(answer, base, "listing channels")
+    data = json_answer(answer, "listing channels")
     entries = _find_channel_list(data)
     if entries is None:
         error = data.get("error") if isinstance(data, dict) else None
-        hint = f", gateway error: {quote_untrusted(error)}" if isinstance(error, str) else ""
+        hint = f", gateway error: {answer.origin.quote(error)}" if isinstance(error, str) else ""
         raise HealthcheckError(f"listing channels: the answer holds no channel list{hint}; "
                                f"check the gateway version")
     channels, problems, seen = [], [], set()
     for position, entry in entries_in_time(entries, budget_end, "listing channels"):
         field = _entry_id_field(entry)
-        channel_id = checked_id(entry, field, position, problems)
+        channel_id = checked_id(entry, field, position, problems, answer.origin)
         if channel_id is None:
             continue
         if channel_id in seen:
@@ -123,23 +121,24 @@ def is_not_started(answer: Answer) -> bool:
     return b"session not started" in answer.body[:MAX_QUOTE_CHARS * 10].lower()
 
 
-def classify_qr_answer(answer: Answer, base: str) -> Kick:
+def classify_qr_answer(answer: Answer) -> Kick:
     """Return what a /qr answer means for the session (see the gateway contract)."""
     error = answer.error_text() or ""
     if answer.status == 500 and "invalid qr code response" in error.lower():
         # Before a gateway patch, asking a connected session for a QR answered 500.
         return Kick("already_connected", "the gateway answered as for a connected session")
     if not 200 <= answer.status < 300:
-        return Kick("failed", _describe_http_failure(answer, "reconnect call", base))
+        return Kick("failed", describe_http_failure(answer, "reconnect call"))
     try:
         data = answer.json()
     except ValueError:
         data = None
     if not isinstance(data, dict):
         return Kick("failed", f"reconnect call: HTTP {answer.status} without a JSON object; "
-                              f"check WPP_GATEWAY_BASE_URL")
+                              f"check {answer.origin.url_setting}")
     if data.get("success") is False:
-        return Kick("failed", f"reconnect call refused: {quote_untrusted(error or 'no reason')}")
+        return Kick("failed", f"reconnect call refused: "
+                              f"{answer.origin.quote(error or 'no reason')}")
     holders = [data] + [data[k] for k in ("data", "result") if isinstance(data.get(k), dict)]
     for holder in holders:
         for name in QR_IMAGE_FIELDS:
@@ -155,19 +154,19 @@ def classify_qr_answer(answer: Answer, base: str) -> Kick:
     return Kick("reconnect_requested", "reconnect requested from the stored login")
 
 
-def classify_start_answer(answer: Answer, base: str) -> Kick:
+def classify_start_answer(answer: Answer) -> Kick:
     """Return what a start-session answer means."""
     if answer.status == 404:
         return Kick("failed", "the session is not started and this gateway has no "
                               "start-session route (HTTP 404): start it from the panel")
     if not 200 <= answer.status < 300:
-        return Kick("failed", _describe_http_failure(answer, "start-session call", base))
+        return Kick("failed", describe_http_failure(answer, "start-session call"))
     try:
         data = answer.json()
     except ValueError:
         data = None
     if isinstance(data, dict) and data.get("success") is False:
         return Kick("failed", "start-session refused: "
-                              f"{quote_untrusted(answer.error_text() or 'no reason')}")
+                              f"{answer.origin.quote(answer.error_text() or 'no reason')}")
     return Kick("start_session_requested", "the session was not started; start-session "
                                            "requested, it relaunches from the stored login")
