@@ -53,7 +53,7 @@ def run_bounded(tasks: Sequence[Callable[[], object]], workers: int,
 
     # Daemon threads: a call stuck past the deadline must not keep the process alive.
     for number in range(min(workers, len(tasks))):
-        threading.Thread(target=work, name=f"kick-{number}", daemon=True).start()
+        threading.Thread(target=work, name=f"revive-{number}", daemon=True).start()
     for _ in range(len(tasks)):
         try:
             index, result, bug = finished.get(timeout=max(budget_end - time.monotonic(), 0))

@@ -73,8 +73,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object instead of text")
     parser.add_argument("--force", action="store_true",
-                        help="kick every channel that is not connected now, even one waiting "
-                             "for a QR scan (whose kicks otherwise back off)")
+                        help="revive every channel that is not connected now, even one "
+                             "waiting for a QR scan (whose revives otherwise back off)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="also report when every channel is connected")
     parser.add_argument("--env-file", type=Path, metavar="PATH",

@@ -44,7 +44,7 @@ DEADLINE_RESERVE_MAX = 60.0
 #: At most this many reconnect calls at once: each can start a browser on the gateway.
 DEFAULT_WORKERS = 4
 
-#: After the kicks, wait this long and list again to see which sessions came back.
+#: After the revive calls, wait this long and list again to see which sessions came back.
 DEFAULT_VERIFY_SECONDS = 30.0
 #: Per-channel series in the metrics file; the rest are counted in the totals.
 DEFAULT_METRICS_MAX_CHANNELS = 5000
@@ -71,8 +71,9 @@ PING_SLICE_MAX = 30.0
 MAX_PENDING_ALERTS = 50
 STATE_VERSION = 1
 
-#: A QR kick starts a browser on the gateway (~1.35 GB under WPPConnect) and only a scan can
-#: finish it: after a QR, kick again on runs 2, 4, 8, 16... of the incident, then this often.
+#: A revive that shows a QR starts a browser on the gateway (~1.35 GB under WPPConnect) and only
+#: a scan can finish it: after a QR, revive again on runs 2, 4, 8, 16... of the incident, then
+#: this often.
 DEFAULT_QR_RETRY_HOURS = 6.0
 #: A session that is starting or reconnecting is left to the gateway's own recovery this long.
 DEFAULT_STARTING_GRACE_MINUTES = 10.0
@@ -164,19 +165,19 @@ STARTING_QR_STATUSES = frozenset({"initializing", "starting", "opening", "connec
 WRAPPER_TRANSIENT_STATUSES = STARTING_QR_STATUSES | frozenset({
     "syncing", "resuming", "initbrowser", "openbrowser", "initwhatsapp", "waitchat"})
 
-#: Outcomes of a kick, and the state each one stands for.
+#: Outcomes of a revive call (and of the plan's waits), and the state each one stands for.
 OUTCOME_STATES = {
     "reconnect_requested": WARNING,   # accepted, no QR: WPPConnect reconnects from the stored login
     "already_connected": WARNING,     # the list was stale; the session answered as connected
     "starting": WARNING,              # the session is still launching
     "start_session_requested": WARNING,  # the client was not running and was relaunched
-    "would_reconnect": WARNING,       # --dry-run: computed as if the kick were accepted
+    "would_reconnect": WARNING,       # --dry-run: computed as if the revive were accepted
     "qr_issued": CRITICAL,            # the stored login is gone: a person must scan a QR
     "qr_pending": CRITICAL,           # a QR waits for a scan; not kicked this run (backoff)
     "in_grace": WARNING,              # starting or reconnecting: left to the gateway's recovery
     "stuck": CRITICAL,                # still starting past its grace, and no safe revive
     "silent": WARNING,                # listed as connected, but no inbound message for too long
-    "failed": CRITICAL,               # the kick itself failed
+    "failed": CRITICAL,               # the revive call itself failed
     "ignored": OK,                    # HEALTHCHECK_IGNORE_CHANNELS: never revived nor alerted
     "unknown": CRITICAL,              # its status read failed: not judged, its incident kept
     "restart_gateway": CRITICAL,      # only restarting the gateway's process can load it
@@ -204,9 +205,9 @@ WPPCONNECT_LOGIN_GONE = ("its stored login is gone (the phone unlinked the devic
                          "the WhatsApp of that number within 60 s of a start")
 
 #: Outcomes that mean a reconnect call was made.
-KICK_OUTCOMES = frozenset({"reconnect_requested", "already_connected", "starting",
-                           "start_session_requested", "qr_issued", "failed", "restart_gateway"})
-#: Kick outcomes after which only a person can go on: later kicks back off as for a QR.
+REVIVE_OUTCOMES = frozenset({"reconnect_requested", "already_connected", "starting",
+                             "start_session_requested", "qr_issued", "failed", "restart_gateway"})
+#: Revive outcomes after which only a person can go on: later revives back off as for a QR.
 PERSON_OUTCOMES = frozenset({"qr_issued", "restart_gateway"})
 
 #: The gateway's own incident is kept under this key, beside the channels'; and the activity

@@ -10,12 +10,12 @@ from .constants import (
     ACTIVITY_KEY,
     FLAP_WINDOW,
     GATEWAY_KEY,
-    KICK_OUTCOMES,
     MAX_ALERT_BYTES,
     MAX_ALERT_ITEMS,
     MAX_INCIDENTS,
     OK,
     PERSON_OUTCOMES,
+    REVIVE_OUTCOMES,
     STATE_NAMES,
     WARNING,
 )
@@ -58,7 +58,7 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
     notes: list[tuple[int, str]] = []
     stamp = now.isoformat(timespec="seconds")
 
-    def open_or_continue(key: str, status: str, outcome: Optional[str], kicked: bool,
+    def open_or_continue(key: str, status: str, outcome: Optional[str], revived: bool,
                          urgent: bool, reason: str, quiet: bool = False,
                          needs_person: bool = False, **extra) -> None:
         incident = incidents.get(key) or {"since": stamp, "runs_down": 0, "kicks": 0,
@@ -66,7 +66,7 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
         incident["runs_down"] = _count(incident.get("runs_down")) + 1
         if incident.get("last_status") != status or not incident.get("status_since"):
             incident["status_since"] = stamp  # a starting session's grace counts from here
-        if kicked:
+        if revived:
             incident["kicks"] = _count(incident.get("kicks")) + 1
             if (outcome in PERSON_OUTCOMES or needs_person) \
                     and incident.get("qr_status") != status:
@@ -96,11 +96,11 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
         if incident is None:
             return
         since = incident_start(incident)
-        kicks = _count(incident.get("kicks"))
+        revivals = _count(incident.get("kicks"))
         name = {GATEWAY_KEY: "the gateway", ACTIVITY_KEY: "the activity source"}.get(
             key, f"channel {quote_untrusted(key, 80)}")
         notes.append((OK, f"{name} {how} after {_duration(since, now)} "
-                          f"({_plural(kicks, 'kick')}, "
+                          f"({_plural(revivals, 'kick')}, "
                           f"{_plural(_count(incident.get('runs_down')), 'run')} down)"))
         if incident.get("alerted_at"):
             items.append(_alert_item("resolved", key, incident, now=now, how=how))
@@ -133,7 +133,7 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
                 else "qr" if qr else "down"
             loop = channel.action in ("wait_loop", "alert_loop", "revive_loop")
             open_or_continue(channel.id, channel.status or "(none)", channel.outcome,
-                             kicked=channel.outcome in KICK_OUTCOMES
+                             revived=channel.outcome in REVIVE_OUTCOMES
                              or channel.action == "revive_loop",
                              urgent=channel.outcome in ("qr_issued", "stuck") or person,
                              reason=reason, quiet=channel.outcome == "in_grace"
@@ -142,7 +142,7 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
         elif channel.silence is not None:
             # Connected is not alive: a person must look at the phone now, not in 30 min.
             open_or_continue(channel.id, channel.status, channel.outcome,
-                             kicked=channel.outcome in KICK_OUTCOMES,
+                             revived=channel.outcome in REVIVE_OUTCOMES,
                              urgent=True, reason="silent",
                              last_inbound_at=_iso(channel.silence.last_inbound),
                              expected_inbound=round(channel.silence.expected, 1))

@@ -32,8 +32,8 @@ class Channel:
 
 
 @dataclass(frozen=True)
-class Kick:
-    """What a reconnect attempt on one channel came to."""
+class Revival:
+    """What a revive call on one channel came to (its `outcome`, and what it said)."""
 
     outcome: str
     detail: str
@@ -65,13 +65,13 @@ class ChannelReport:
     connected: bool
     outcome: Optional[str] = None
     detail: str = ""
-    verified: Optional[str] = None  # reconnected | still_down, when the kick was checked
+    verified: Optional[str] = None  # reconnected | still_down, when the revive was checked
     silence: Optional[Silence] = None
-    #: What the plan said: none | kick | restart_silent | alert_silent | wait_qr | wait_grace |
-    #: alert_stuck | ignored.
+    #: What the plan said (`kick`: revive it; the word stays, --json shows it): none | kick |
+    #: restart_silent | alert_silent | wait_qr | wait_grace | alert_stuck | ignored.
     action: str = "none"
     condition: str = ""  # connected | transient | needs_person | stopped
-    in_grace: bool = False  # kicked by --force inside its starting grace
+    in_grace: bool = False  # revived by --force inside its starting grace
 
     @property
     def state(self) -> int:
@@ -83,6 +83,6 @@ class ChannelReport:
 
     @property
     def down_now(self) -> bool:
-        """True unless the channel was connected, came back after its kick, or is ignored."""
+        """True unless the channel was connected, came back after its revive, or is ignored."""
         return not self.connected and self.verified != "reconnected" \
             and self.action != "ignored"

@@ -15,7 +15,7 @@ from .constants import (
     UNKNOWN,
     WPPCONNECT_LOGIN_GONE,
 )
-from .model import Channel, Kick, Listing, Silence
+from .model import Channel, Listing, Revival, Silence
 from .text import _count, channel_key, quote_untrusted
 from .times import _parse_time
 
@@ -35,7 +35,8 @@ class ChannelPlan:
     """What this run does with one listed channel, decided before any call is made."""
 
     channel: Channel
-    action: str  # none | kick | restart_silent | alert_silent | wait_qr | wait_grace | ...
+    #: none | kick (revive it) | restart_silent | alert_silent | wait_qr | wait_grace | ...
+    action: str
     detail: str = ""
     silence: Optional[Silence] = None
     #: Revived (--force) while still inside its starting grace: reported, not yet alerted.
@@ -57,11 +58,11 @@ class Plan:
                 if p.action in ("kick", "restart_silent", "revive_loop")]
 
 
-def qr_kick_due(incident: Optional[dict], status: str, now: datetime,
-                retry_hours: float, needs_person: bool = False) -> tuple[bool, str]:
-    """Return whether a channel not connected is kicked this run, and why not when it is not.
+def revive_due(incident: Optional[dict], status: str, now: datetime,
+               retry_hours: float, needs_person: bool = False) -> tuple[bool, str]:
+    """Return whether a channel not connected is revived this run, and why not when it is not.
 
-    A kick that issued a QR started a browser that only a scan can finish: kick again on runs
+    A revive that issued a QR started a browser that only a scan can finish: revive again on runs
     2, 4, 8, 16... of the QR phase, then every `retry_hours`, and at once when the status
     changes (something happened on the gateway).
     """
@@ -137,7 +138,7 @@ def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[
     if (channel.status in policy.lost_login_after_start and channel.condition == "stopped"
             and (incident or {}).get("last_kick_outcome") in ("start_session_requested",
                                                               "qr_issued")):
-        # Its own start (the last kick) ended stopped again: the login is gone, not stopped.
+        # Its own start (the last revive) ended stopped again: the login is gone, not stopped.
         channel = dataclasses.replace(channel, condition="needs_person",
                                       detail=f"stopped again after its start-session: "
                                              f"{WPPCONNECT_LOGIN_GONE}")
@@ -177,8 +178,8 @@ def _plan_channel(channel: Channel, incident: Optional[dict], silence: Optional[
         return ChannelPlan(channel, "kick")
     if force:
         return ChannelPlan(channel, "kick")
-    due, why = qr_kick_due(incident, channel.status, now, policy.qr_retry_hours,
-                           needs_person=channel.condition == "needs_person")
+    due, why = revive_due(incident, channel.status, now, policy.qr_retry_hours,
+                          needs_person=channel.condition == "needs_person")
     if not due and (incident or {}).get("last_kick_outcome") == "restart_gateway":
         return ChannelPlan(channel, "wait_restart", "not connected this run: the gateway's "
                                                     "process must be restarted to load it; "
@@ -205,12 +206,12 @@ def _plan_reconnect_loop(channel: Channel, incident: dict, now: datetime, policy
                                                  f"reconnect loop, left alone {left:.0f} more "
                                                  f"min from its first sighting "
                                                  f"(HEALTHCHECK_STARTING_GRACE_MINUTES)")
-    last_kick = _parse_time(incident.get("last_kick_at"))
+    last_revive = _parse_time(incident.get("last_kick_at"))
     stuck = f"still flipping between {words} after {waited:.0f} min: {LOOP_ADVICE}"
-    if (incident.get("reason") == "stuck" and last_kick is not None and not force
-            and now < last_kick + timedelta(hours=policy.qr_retry_hours)):
+    if (incident.get("reason") == "stuck" and last_revive is not None and not force
+            and now < last_revive + timedelta(hours=policy.qr_retry_hours)):
         return ChannelPlan(channel, "alert_loop", f"{stuck}; revived at "
-                                                  f"{last_kick.strftime('%Y-%m-%d %H:%M')}, "
+                                                  f"{last_revive.strftime('%Y-%m-%d %H:%M')}, "
                                                   f"not again before "
                                                   f"HEALTHCHECK_QR_RETRY_HOURS")
     return ChannelPlan(channel, "revive_loop", stuck)
@@ -226,20 +227,20 @@ STUCK_ADVICE = ("restart the gateway server process (its sessions start again fr
                 "never closes a session that is starting")
 
 
-def after_revive(kick: Kick, seen: Optional[Channel], policy: PlanPolicy) -> Kick:
+def after_revive(revival: Revival, seen: Optional[Channel], policy: PlanPolicy) -> Revival:
     """Return what a revive came to, given the status read after it (None: not read).
 
     A revive's own answer can be from before it (WPPConnect's start-session answers the
     previous status): a session that shows a QR, or is stopped again, after its start needs
     a person now, not in 15 minutes.
     """
-    if seen is None or kick.outcome in ("qr_issued", "failed"):
-        return kick
+    if seen is None or revival.outcome in ("qr_issued", "failed"):
+        return revival
     if seen.condition == "needs_person":
-        return Kick("qr_issued", f"status {quote_untrusted(seen.status, 40)} after the revive: "
-                                 f"{seen.detail or 'a person must scan a new QR code'}")
+        return Revival("qr_issued", f"status {quote_untrusted(seen.status, 40)} after the revive: "
+                                    f"{seen.detail or 'a person must scan a new QR code'}")
     if (seen.status in policy.lost_login_after_start and seen.condition == "stopped"
-            and kick.outcome == "start_session_requested"):
-        return Kick("qr_issued", f"stopped again after its start-session: "
-                                 f"{WPPCONNECT_LOGIN_GONE}")
-    return kick
+            and revival.outcome == "start_session_requested"):
+        return Revival("qr_issued", f"stopped again after its start-session: "
+                                    f"{WPPCONNECT_LOGIN_GONE}")
+    return revival

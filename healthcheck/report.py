@@ -9,18 +9,18 @@ from .constants import (
     CRITICAL,
     DEFAULT_METRICS_MAX_CHANNELS,
     GATEWAY_KEY,
-    KICK_OUTCOMES,
     MAX_CHANNEL_LINES,
     MAX_NOTE_LINES,
     MAX_PROBLEM_LINES,
     MAX_STATUS_DETAIL_LINES,
     MAX_STATUS_LINE_CHARS,
     OK,
+    REVIVE_OUTCOMES,
     STATE_NAMES,
     UNKNOWN,
     WARNING,
 )
-from .model import Channel, ChannelReport, Kick
+from .model import Channel, ChannelReport, Revival
 from .plan import Plan
 from .silence import describe_silence
 from .text import _fit, _fit_cap, _label, quote_untrusted, series_names
@@ -105,12 +105,12 @@ class Report:
 
     def perfdata(self) -> str:
         """Counts for this run in the monitoring-plugin format, always all, in a fixed order."""
-        kicked = [c for c in self.channels if c.outcome in KICK_OUTCOMES]
+        revived = [c for c in self.channels if c.outcome in REVIVE_OUTCOMES]
         watched = [c for c in self.channels if c.action != "ignored"]
         counts = (("channels", len(self.channels)),
                   ("connected", sum(c.connected for c in watched)),
                   ("not_connected", sum(not c.connected for c in watched)),
-                  ("kicked", len(kicked)),
+                  ("kicked", len(revived)),
                   ("reconnected", sum(c.verified == "reconnected" for c in self.channels)),
                   ("qr_issued", sum(c.outcome == "qr_issued" for c in self.channels)),
                   ("failed", sum(c.outcome == "failed" for c in self.channels)),
@@ -190,30 +190,30 @@ WAITING_OUTCOMES = {"wait_qr": "qr_pending", "wait_grace": "in_grace", "alert_st
                     "wait_loop": "in_grace", "alert_loop": "stuck"}
 
 
-def channel_reports(plan: Plan, revivals: list[tuple[Channel, Kick]], verified: dict,
+def channel_reports(plan: Plan, revivals: list[tuple[Channel, Revival]], verified: dict,
                     asks_person: dict, now: datetime) -> list[ChannelReport]:
     """One report line per planned channel: what the plan said, and what its revive came to.
 
     `verified` holds reconnected/still_down per revived channel; `asks_person` the channels
     whose status read after their revive asks for a person, as that read shows them.
     """
-    outcomes = {channel.id: kick for channel, kick in revivals}
+    outcomes = {channel.id: revival for channel, revival in revivals}
     reports = []
     for entry in plan.channels:
         channel = asks_person.get(entry.channel.id, entry.channel)
-        kick = outcomes.get(channel.id)
+        revival = outcomes.get(channel.id)
         if entry.action in WAITING_OUTCOMES:
-            kick = Kick(WAITING_OUTCOMES[entry.action], entry.detail)
+            revival = Revival(WAITING_OUTCOMES[entry.action], entry.detail)
         elif entry.action == "alert_silent":
-            kick = Kick("silent", describe_silence(entry.silence, now))
+            revival = Revival("silent", describe_silence(entry.silence, now))
         elif entry.action == "ignored":
-            kick = Kick("ignored", entry.detail)
-        elif entry.action == "revive_loop" and kick is not None:
-            kick = Kick("stuck", f"{entry.detail}; this run's revive: {kick.outcome}, "
-                                 f"{kick.detail}")
+            revival = Revival("ignored", entry.detail)
+        elif entry.action == "revive_loop" and revival is not None:
+            revival = Revival("stuck", f"{entry.detail}; this run's revive: "
+                                       f"{revival.outcome}, {revival.detail}")
         reports.append(ChannelReport(
             channel.id, channel.status, channel.connected,
-            kick.outcome if kick else None, kick.detail if kick else channel.detail,
+            revival.outcome if revival else None, revival.detail if revival else channel.detail,
             verified.get(channel.id), entry.silence, entry.action, channel.condition,
             in_grace=entry.in_grace))
     return reports
@@ -243,7 +243,7 @@ def metrics_text(report: Report, incidents: dict, now: datetime,
                  max_channels: int = DEFAULT_METRICS_MAX_CHANNELS) -> str:
     """Return this run's metrics in the Prometheus text format (node_exporter's textfile).
 
-    Pure. Channel gauges reflect the channels as this run left them: a kick verified
+    Pure. Channel gauges reflect the channels as this run left them: a revive verified
     `reconnected` counts as up. When this run could not list them, they are the last known
     values (`remembered`, from remembered_channels): a series that vanished would clear a
     firing alert and restart its `for:` wait. At most `max_channels` channels get their own
@@ -303,7 +303,7 @@ def metrics_text(report: Report, incidents: dict, now: datetime,
     family("whatsapp_healthcheck_exit_status", "gauge",
            "The last run's exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
            [("", report.state)])
-    outcomes = sorted(KICK_OUTCOMES | {"qr_pending", "would_reconnect"})
+    outcomes = sorted(REVIVE_OUTCOMES | {"qr_pending", "would_reconnect"})
     family("whatsapp_healthcheck_kicks", "gauge", "Reconnect calls in the last run, by outcome.",
            [(f'{{outcome="{o}"}}', sum(c.outcome == o for c in report.channels))
             for o in outcomes])

@@ -1,4 +1,4 @@
-"""One run: list, plan, revive, verify, alert, record."""
+"""One run, in the order it happens: gather, plan, act, record, report."""
 
 import dataclasses
 import sys
@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Callable, Optional
 
 from .bounded import run_bounded
-from .constants import KICK_OUTCOMES, OK, PROGRAM, STATE_VERSION, UNKNOWN, WARNING, __version__
+from .constants import OK, PROGRAM, REVIVE_OUTCOMES, STATE_VERSION, UNKNOWN, WARNING, __version__
 from .database import read_activity
 from .errors import HealthcheckError
 from .files import RunLock, append_log, load_state, save_state, write_metrics
@@ -21,7 +21,7 @@ from .incidents import (
     plan_incidents,
     repaired_drops,
 )
-from .model import Channel, Kick, Listing
+from .model import Channel, Listing, Revival
 from .notify import StartPing, deliver_alerts, ping_slice, send_ping
 from .plan import PlanPolicy, after_revive, plan_run
 from .report import (
@@ -52,12 +52,12 @@ class Effects:
         return held.acquire(run_id)
 
     def revive(self, gateway, jobs: list[tuple[Channel, bool]], workers: int, end: float,
-               kicked: list[str]) -> list[Kick]:
-        return kick_all(gateway, jobs, workers, end, kicked)
+               revive_calls: list[str]) -> list[Revival]:
+        return revive_all(gateway, jobs, workers, end, revive_calls)
 
     def verify(self, gateway, made: list[Channel], wait: float, end: float, report: Report,
                relisted: dict) -> dict[str, str]:
-        return verify_kicks(gateway, made, wait, end, report, relisted) if made else {}
+        return verify_revivals(gateway, made, wait, end, report, relisted) if made else {}
 
     def start_ping(self, settings: Settings, body: str, end: float,
                    rid: str) -> Optional[StartPing]:
@@ -94,8 +94,8 @@ class DryRun(Effects):
     def lock(self, held: RunLock, run_id: str) -> bool:
         return True
 
-    def revive(self, gateway, jobs, workers, end, kicked) -> list[Kick]:
-        return [Kick("would_reconnect", "dry run: no reconnect call made") for _ in jobs]
+    def revive(self, gateway, jobs, workers, end, revive_calls) -> list[Revival]:
+        return [Revival("would_reconnect", "dry run: no reconnect call made") for _ in jobs]
 
     def verify(self, gateway, made, wait, end, report, relisted) -> dict[str, str]:
         return {}
@@ -135,7 +135,7 @@ class RunContext:
     #: healthchecks.io run id: the same on /start and on the end ping, so runs can be told apart.
     ping_rid: str = ""
     #: Channels whose reconnect call was made, in the order they finished (read on SIGTERM).
-    kicked: list[str] = field(default_factory=list)
+    revive_calls: list[str] = field(default_factory=list)
     #: "run=... started=..." of a previous run that never finished (killed from outside).
     unfinished: str = ""
     lock_problem: Optional[str] = None
@@ -148,231 +148,6 @@ class RunContext:
     def dry_run(self) -> bool:
         """Whether this run only says what it would do (the report words it so)."""
         return self.effects.dry_run
-
-
-def revive_channel(gateway, channel: Channel, restart: bool = False) -> Kick:
-    """Ask the gateway to revive one channel; never raises for a gateway failure."""
-    try:
-        return gateway.revive(channel, restart)
-    except HealthcheckError as exc:
-        return Kick("failed", str(exc))
-
-
-def kick_all(gateway, jobs: list[tuple[Channel, bool]], workers: int,
-             budget_end: float, kicked: list[str]) -> list[Kick]:
-    """Revive every (channel, restart) job, at most `workers` at once; in the jobs' order.
-
-    Each channel is added to `kicked` as its call ends, so a run stopped by a signal can say
-    which reconnect calls were already made. A call the deadline left no time for is
-    `not_called`, never counted as a kick; one cut short by it was made, and `failed`.
-    """
-    started: set[int] = set()
-
-    def kick(index: int, channel: Channel, restart: bool) -> Kick:
-        started.add(index)
-        result = revive_channel(gateway, channel, restart)
-        kicked.append(channel.id)
-        return result
-
-    tasks = [lambda i=i, c=c, r=r: kick(i, c, r) for i, (c, r) in enumerate(jobs)]
-    results = run_bounded(tasks, workers, budget_end)
-    return [r if isinstance(r, Kick) else
-            Kick("failed", "deadline: the call did not finish within HEALTHCHECK_DEADLINE")
-            if i in started else
-            Kick("not_called", "deadline: no time left in HEALTHCHECK_DEADLINE for this call; "
-                               "it was not made")
-            for i, r in enumerate(results)]
-
-
-def check_gateway(settings: Settings, run: RunContext, state: dict,
-                  now: datetime) -> tuple[Report, Optional[dict]]:
-    """The gateway part of a run: list, plan, revive, verify; then silences and their restarts.
-
-    Returns the report (failures land in it) and the activity history to keep (None when the
-    activity source is not configured; the previous history when it could not be read).
-    """
-    report = Report(dry_run=run.dry_run, gateway=settings.gateway)
-    gateway = GATEWAYS[settings.gateway](settings, run.budget_end)
-    previous_activity = state.get("activity") if isinstance(state.get("activity"), dict) else {}
-    kept_activity = previous_activity if settings.activity else None
-    # Gather: the listing.
-    cpu_started = time.process_time()
-    try:
-        listing = list_channels(gateway)
-    except HealthcheckError as exc:
-        report.error, report.error_state, report.gateway_failed = str(exc), exc.state, True
-        return report, kept_activity
-    told_apart = describe_told_apart(series_names([c.id for c in listing.channels]))
-    if told_apart:
-        report.notes.append((WARNING, told_apart))
-    # Plan (pure), then act: revive and verify. The gateway part comes before the activity
-    # read, on the deadline's full budget: a slow or locked activity database must never starve
-    # a revive. Silences only concern connected channels, so this plan's revivals are the final
-    # plan's, less the restarts of silent channels.
-    policy = plan_policy(settings, gateway.abilities)
-    plan = plan_run(listing, settings.expected_channels, state["incidents"], {}, now,
-                    policy, run.force)
-    # What follows the revivals (incidents, report, state, metrics) costs up to twice the CPU
-    # time that listing and planning took: seconds for 200,000 channels. Keep that much back,
-    # so that the run still ends within the deadline whatever the listing's size.
-    revive_end = run.budget_end - 2 * (time.process_time() - cpu_started)
-    revivals = revive(gateway, run, plan.revivals, revive_end)
-    made = [c for c, k in revivals if k.outcome in KICK_OUTCOMES]
-    relisted: dict[str, Channel] = {}
-    verified = run.effects.verify(gateway, made, settings.verify_seconds, revive_end, report,
-                                  relisted)
-    revived = [(channel, after_revive(kick, relisted.get(channel.id), policy))
-               for channel, kick in revivals]
-    # A revive that the second listing shows asking for a person is reported with its status
-    # now, so that the QR backoff starts from it.
-    asks_person = {channel.id: relisted[channel.id]
-                   for (channel, kick), (_, after) in zip(revivals, revived)
-                   if after.outcome == "qr_issued" and kick.outcome != "qr_issued"}
-    revivals = revived
-    # Gather: the activity; plan again with the silences, and act: restart the silent ones.
-    activity, silences = read_silences(settings, run, previous_activity, listing, now, report)
-    if silences:
-        plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
-                        policy, run.force)
-        revivals += revive(gateway, run, [(c, restart) for c, restart in plan.revivals
-                                          if restart], revive_end)
-    report.problems[:0] = plan.problems
-    report.missing_expected = plan.missing
-    report.channels = channel_reports(plan, revivals, verified, asks_person, now)
-    return report, activity if settings.activity else None
-
-
-def list_channels(gateway) -> Listing:
-    """The gateway's listing, with what the gateway said masked: a status may echo the key."""
-    listing = gateway.list_sessions()
-    redact, masked = gateway.http.origin.redact, {}
-
-    def mask(text: str) -> str:
-        if text not in masked:  # a few distinct words, whatever the number of channels
-            masked[text] = redact(text)
-        return masked[text]
-
-    listing.channels = [
-        channel if mask(channel.status) == channel.status and mask(channel.detail) ==
-        channel.detail else dataclasses.replace(channel, status=mask(channel.status),
-                                                detail=mask(channel.detail))
-        for channel in listing.channels]
-    return listing
-
-
-def plan_policy(settings: Settings, abilities) -> PlanPolicy:
-    """The settings and the gateway's abilities the plan follows, as plain data."""
-    return PlanPolicy(
-        qr_retry_hours=settings.qr_retry_hours,
-        starting_grace_minutes=settings.starting_grace_minutes,
-        revive_transient=abilities.revive_transient,
-        restart_silent=settings.silent_action == "restart" and abilities.restart_connected,
-        ignore=settings.ignore_channels,
-        lost_login_after_start=abilities.lost_login_after_start,
-        reconnect_loop_words=abilities.reconnect_loop_words)
-
-
-def revive(gateway, run: RunContext, jobs: list[tuple[Channel, bool]],
-           end: float) -> list[tuple[Channel, Kick]]:
-    """Revive every (channel, restart) job through the run's effects; each with its result."""
-    results = run.effects.revive(gateway, jobs, gateway.settings.workers, end, run.kicked)
-    return list(zip([channel for channel, _ in jobs], results))
-
-
-def read_silences(settings: Settings, run: RunContext, previous: dict, listing: Listing,
-                  now: datetime, report: Report) -> tuple[dict, dict]:
-    """Read the activity source; return the history to keep and each silent channel's silence.
-
-    A source that cannot be read is a problem of the run (UNKNOWN); the history is then kept
-    as it was and no channel is judged silent.
-    """
-    if not settings.activity:
-        return previous, {}
-    try:
-        activity = read_activity(settings.activity, previous,
-                                 {channel_key(c.id) for c in listing.channels},
-                                 now.timestamp(), run.budget_end, report,
-                                 expected=settings.expected_channels, redact=settings.redact)
-    except HealthcheckError as exc:
-        report.activity_read, report.activity_error = False, str(exc)
-        report.problems.append((UNKNOWN, str(exc)))
-        return previous, {}
-    report.activity_read = True
-    silences = {}
-    for channel in listing.channels:
-        silence = assess_silence(activity["channels"].get(channel_key(channel.id)),
-                                 now.timestamp(), settings.activity.ceiling_hours(channel.id),
-                                 settings.activity.silent_min_minutes)
-        if silence:
-            silences[channel.id] = silence
-    return activity, silences
-
-
-def verify_kicks(gateway, kicked: list[Channel], wait: float, budget_end: float,
-                 report: Report, relisted: Optional[dict] = None) -> dict[str, str]:
-    """Wait, list again, and return reconnected/still_down for each kicked channel.
-
-    `relisted`, when given, receives each kicked channel as the second listing shows it.
-    """
-    if wait <= 0:
-        return {}
-    # Leave room for the second list call inside the budget; skip the check rather than overrun.
-    room = budget_end - time.monotonic() - min(gateway.settings.list_timeout, 5.0)
-    if room < wait:
-        report.notes.append((WARNING, "kicks not verified: not enough time left in "
-                                      "HEALTHCHECK_DEADLINE for HEALTHCHECK_VERIFY_SECONDS"))
-        return {}
-    time.sleep(wait)
-    try:
-        listing = list_channels(gateway)
-    except HealthcheckError as exc:
-        report.notes.append((WARNING, f"kicks not verified: {exc}"))
-        return {}
-    connected = {c.id for c in listing.channels if c.connected}
-    if relisted is not None:
-        wanted = {c.id for c in kicked}
-        relisted.update((c.id, c) for c in listing.channels if c.id in wanted)
-    return {c.id: "reconnected" if c.id in connected else "still_down" for c in kicked}
-
-
-def interrupted_report(settings: Settings, run: RunContext, signal_name: str) -> Report:
-    """Report a run stopped by a signal: what it had already done, and the /fail ping."""
-    # The state file is only ever replaced whole, at the end: it stays as it was.
-    done = list(run.kicked)
-    kicked = (f"reconnect calls already made for {', '.join(quote_untrusted(c, 60) for c in done)}"
-              if done else "no reconnect call had been made yet")
-    report = Report(error=f"run interrupted by {signal_name} before it finished ({kicked}); "
-                          f"the state file was left as it was", error_state=UNKNOWN,
-                    dry_run=run.dry_run)
-    # The supervisor that sent the signal may kill us next: at most 2 s for the ping.
-    error = run.effects.ping(settings, "/fail", report.lines()[0][1], time.monotonic() + 2,
-                             run.ping_rid)
-    if error:
-        report.notes.append((WARNING, error))
-    return report
-
-
-def _digest(text: str) -> str:
-    import hashlib
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def bug_report(dry_run: bool, redact: Optional[Callable[[str], str]] = None,
-               gateway_failed: bool = False) -> Report:
-    """Report the exception being handled as a bug: one line here, its traceback for the log.
-
-    `redact` masks the run's secrets in the exception's text before it is cut.
-    """
-    import traceback
-    kind, error, _ = sys.exc_info()
-    name = getattr(kind, "__name__", "Exception")
-    said = quote_untrusted(str(error), 120, redact)
-    report = Report(error=f"internal error ({name}: {said}): this is a bug in {PROGRAM}; the "
-                          f"traceback is in the log, please report it", error_state=UNKNOWN,
-                    dry_run=dry_run,
-                    gateway_failed=gateway_failed)
-    report.traceback = traceback.format_exc()
-    return report
 
 
 def run_check(settings: Settings, run: RunContext, warn: Callable[[str], None]) -> Report:
@@ -438,6 +213,191 @@ def count_killed_run(settings: Settings, run: RunContext, state: dict) -> Option
     except OSError:
         pass  # said at the end, when the state is written again
     return notice
+
+
+def check_gateway(settings: Settings, run: RunContext, state: dict,
+                  now: datetime) -> tuple[Report, Optional[dict]]:
+    """The gateway part of a run: list, plan, revive, verify; then silences and their restarts.
+
+    Returns the report (failures land in it) and the activity history to keep (None when the
+    activity source is not configured; the previous history when it could not be read).
+    """
+    report = Report(dry_run=run.dry_run, gateway=settings.gateway)
+    gateway = GATEWAYS[settings.gateway](settings, run.budget_end)
+    previous_activity = state.get("activity") if isinstance(state.get("activity"), dict) else {}
+    kept_activity = previous_activity if settings.activity else None
+    # Gather: the listing.
+    cpu_started = time.process_time()
+    try:
+        listing = list_channels(gateway)
+    except HealthcheckError as exc:
+        report.error, report.error_state, report.gateway_failed = str(exc), exc.state, True
+        return report, kept_activity
+    told_apart = describe_told_apart(series_names([c.id for c in listing.channels]))
+    if told_apart:
+        report.notes.append((WARNING, told_apart))
+    # Plan (pure), then act: revive and verify. The gateway part comes before the activity
+    # read, on the deadline's full budget: a slow or locked activity database must never starve
+    # a revive. Silences only concern connected channels, so this plan's revivals are the final
+    # plan's, less the restarts of silent channels.
+    policy = plan_policy(settings, gateway.abilities)
+    plan = plan_run(listing, settings.expected_channels, state["incidents"], {}, now,
+                    policy, run.force)
+    # What follows the revivals (incidents, report, state, metrics) costs up to twice the CPU
+    # time that listing and planning took: seconds for 200,000 channels. Keep that much back,
+    # so that the run still ends within the deadline whatever the listing's size.
+    revive_end = run.budget_end - 2 * (time.process_time() - cpu_started)
+    revivals = revive(gateway, run, plan.revivals, revive_end)
+    made = [c for c, k in revivals if k.outcome in REVIVE_OUTCOMES]
+    relisted: dict[str, Channel] = {}
+    verified = run.effects.verify(gateway, made, settings.verify_seconds, revive_end, report,
+                                  relisted)
+    revived = [(channel, after_revive(revival, relisted.get(channel.id), policy))
+               for channel, revival in revivals]
+    # A revive that the second listing shows asking for a person is reported with its status
+    # now, so that the QR backoff starts from it.
+    asks_person = {channel.id: relisted[channel.id]
+                   for (channel, revival), (_, after) in zip(revivals, revived)
+                   if after.outcome == "qr_issued" and revival.outcome != "qr_issued"}
+    revivals = revived
+    # Gather: the activity; plan again with the silences, and act: restart the silent ones.
+    activity, silences = read_silences(settings, run, previous_activity, listing, now, report)
+    if silences:
+        plan = plan_run(listing, settings.expected_channels, state["incidents"], silences, now,
+                        policy, run.force)
+        revivals += revive(gateway, run, [(c, restart) for c, restart in plan.revivals
+                                          if restart], revive_end)
+    report.problems[:0] = plan.problems
+    report.missing_expected = plan.missing
+    report.channels = channel_reports(plan, revivals, verified, asks_person, now)
+    return report, activity if settings.activity else None
+
+
+def list_channels(gateway) -> Listing:
+    """The gateway's listing, with what the gateway said masked: a status may echo the key."""
+    listing = gateway.list_sessions()
+    redact, masked = gateway.http.origin.redact, {}
+
+    def mask(text: str) -> str:
+        if text not in masked:  # a few distinct words, whatever the number of channels
+            masked[text] = redact(text)
+        return masked[text]
+
+    listing.channels = [
+        channel if mask(channel.status) == channel.status and mask(channel.detail) ==
+        channel.detail else dataclasses.replace(channel, status=mask(channel.status),
+                                                detail=mask(channel.detail))
+        for channel in listing.channels]
+    return listing
+
+
+def plan_policy(settings: Settings, abilities) -> PlanPolicy:
+    """The settings and the gateway's abilities the plan follows, as plain data."""
+    return PlanPolicy(
+        qr_retry_hours=settings.qr_retry_hours,
+        starting_grace_minutes=settings.starting_grace_minutes,
+        revive_transient=abilities.revive_transient,
+        restart_silent=settings.silent_action == "restart" and abilities.restart_connected,
+        ignore=settings.ignore_channels,
+        lost_login_after_start=abilities.lost_login_after_start,
+        reconnect_loop_words=abilities.reconnect_loop_words)
+
+
+def revive(gateway, run: RunContext, jobs: list[tuple[Channel, bool]],
+           end: float) -> list[tuple[Channel, Revival]]:
+    """Revive every (channel, restart) job through the run's effects; each with its result."""
+    results = run.effects.revive(gateway, jobs, gateway.settings.workers, end, run.revive_calls)
+    return list(zip([channel for channel, _ in jobs], results))
+
+
+def revive_all(gateway, jobs: list[tuple[Channel, bool]], workers: int,
+               budget_end: float, revive_calls: list[str]) -> list[Revival]:
+    """Revive every (channel, restart) job, at most `workers` at once; in the jobs' order.
+
+    Each channel is added to `revive_calls` as its call ends, so a run stopped by a signal can say
+    which reconnect calls were already made. A call the deadline left no time for is
+    `not_called`, never counted as a revive; one cut short by it was made, and `failed`.
+    """
+    started: set[int] = set()
+
+    def call(index: int, channel: Channel, restart: bool) -> Revival:
+        started.add(index)
+        result = revive_channel(gateway, channel, restart)
+        revive_calls.append(channel.id)
+        return result
+
+    tasks = [lambda i=i, c=c, r=r: call(i, c, r) for i, (c, r) in enumerate(jobs)]
+    results = run_bounded(tasks, workers, budget_end)
+    return [r if isinstance(r, Revival) else
+            Revival("failed", "deadline: the call did not finish within HEALTHCHECK_DEADLINE")
+            if i in started else
+            Revival("not_called", "deadline: no time left in HEALTHCHECK_DEADLINE for this call; "
+                                  "it was not made")
+            for i, r in enumerate(results)]
+
+
+def revive_channel(gateway, channel: Channel, restart: bool = False) -> Revival:
+    """Ask the gateway to revive one channel; never raises for a gateway failure."""
+    try:
+        return gateway.revive(channel, restart)
+    except HealthcheckError as exc:
+        return Revival("failed", str(exc))
+
+
+def verify_revivals(gateway, revived: list[Channel], wait: float, budget_end: float,
+                    report: Report, relisted: Optional[dict] = None) -> dict[str, str]:
+    """Wait, list again, and return reconnected/still_down for each revived channel.
+
+    `relisted`, when given, receives each revived channel as the second listing shows it.
+    """
+    if wait <= 0:
+        return {}
+    # Leave room for the second list call inside the budget; skip the check rather than overrun.
+    room = budget_end - time.monotonic() - min(gateway.settings.list_timeout, 5.0)
+    if room < wait:
+        report.notes.append((WARNING, "kicks not verified: not enough time left in "
+                                      "HEALTHCHECK_DEADLINE for HEALTHCHECK_VERIFY_SECONDS"))
+        return {}
+    time.sleep(wait)
+    try:
+        listing = list_channels(gateway)
+    except HealthcheckError as exc:
+        report.notes.append((WARNING, f"kicks not verified: {exc}"))
+        return {}
+    connected = {c.id for c in listing.channels if c.connected}
+    if relisted is not None:
+        wanted = {c.id for c in revived}
+        relisted.update((c.id, c) for c in listing.channels if c.id in wanted)
+    return {c.id: "reconnected" if c.id in connected else "still_down" for c in revived}
+
+
+def read_silences(settings: Settings, run: RunContext, previous: dict, listing: Listing,
+                  now: datetime, report: Report) -> tuple[dict, dict]:
+    """Read the activity source; return the history to keep and each silent channel's silence.
+
+    A source that cannot be read is a problem of the run (UNKNOWN); the history is then kept
+    as it was and no channel is judged silent.
+    """
+    if not settings.activity:
+        return previous, {}
+    try:
+        activity = read_activity(settings.activity, previous,
+                                 {channel_key(c.id) for c in listing.channels},
+                                 now.timestamp(), run.budget_end, report,
+                                 expected=settings.expected_channels, redact=settings.redact)
+    except HealthcheckError as exc:
+        report.activity_read, report.activity_error = False, str(exc)
+        report.problems.append((UNKNOWN, str(exc)))
+        return previous, {}
+    report.activity_read = True
+    silences = {}
+    for channel in listing.channels:
+        silence = assess_silence(activity["channels"].get(channel_key(channel.id)),
+                                 now.timestamp(), settings.activity.ceiling_hours(channel.id),
+                                 settings.activity.silent_min_minutes)
+        if silence:
+            silences[channel.id] = silence
+    return activity, silences
 
 
 @dataclass
@@ -528,3 +488,43 @@ def send_end_ping(settings: Settings, run: RunContext, report: Report, incidents
                                       run.hard_end), run.ping_rid)
     if ping_error:
         report.notes.append((WARNING, ping_error))
+
+
+def interrupted_report(settings: Settings, run: RunContext, signal_name: str) -> Report:
+    """Report a run stopped by a signal: what it had already done, and the /fail ping."""
+    # The state file is only ever replaced whole, at the end: it stays as it was.
+    done = list(run.revive_calls)
+    made = (f"reconnect calls already made for {', '.join(quote_untrusted(c, 60) for c in done)}"
+            if done else "no reconnect call had been made yet")
+    report = Report(error=f"run interrupted by {signal_name} before it finished ({made}); "
+                          f"the state file was left as it was", error_state=UNKNOWN,
+                    dry_run=run.dry_run)
+    # The supervisor that sent the signal may kill us next: at most 2 s for the ping.
+    error = run.effects.ping(settings, "/fail", report.lines()[0][1], time.monotonic() + 2,
+                             run.ping_rid)
+    if error:
+        report.notes.append((WARNING, error))
+    return report
+
+
+def bug_report(dry_run: bool, redact: Optional[Callable[[str], str]] = None,
+               gateway_failed: bool = False) -> Report:
+    """Report the exception being handled as a bug: one line here, its traceback for the log.
+
+    `redact` masks the run's secrets in the exception's text before it is cut.
+    """
+    import traceback
+    kind, error, _ = sys.exc_info()
+    name = getattr(kind, "__name__", "Exception")
+    said = quote_untrusted(str(error), 120, redact)
+    report = Report(error=f"internal error ({name}: {said}): this is a bug in {PROGRAM}; the "
+                          f"traceback is in the log, please report it", error_state=UNKNOWN,
+                    dry_run=dry_run,
+                    gateway_failed=gateway_failed)
+    report.traceback = traceback.format_exc()
+    return report
+
+
+def _digest(text: str) -> str:
+    import hashlib
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

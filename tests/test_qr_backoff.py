@@ -9,7 +9,7 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT))
 from healthcheck.incidents import AlertPolicy, plan_incidents
 from healthcheck.model import Channel, ChannelReport, Listing
-from healthcheck.plan import PlanPolicy, plan_run, qr_kick_due
+from healthcheck.plan import PlanPolicy, plan_run, revive_due
 from healthcheck.report import Report
 
 START = datetime(2026, 2, 9, 14, 30, tzinfo=timezone(timedelta(hours=-3)))
@@ -50,8 +50,8 @@ def test_a_qr_waiting_channel_says_when_it_will_be_kicked():
                                "last_status": "qr_required", "last_kick_outcome": "qr_issued",
                                "last_kick_run": 2, "qr_since_run": 1,
                                "last_kick_at": START.isoformat()}}
-    due, why = qr_kick_due(incidents["imobsites"], "qr_required",
-                              START + timedelta(minutes=15), 6)
+    due, why = revive_due(incidents["imobsites"], "qr_required",
+                             START + timedelta(minutes=15), 6)
     assert not due
     assert "next kick on run 4 of the incident or at 2026-02-09 20:30" in why
     assert "--force" in why
@@ -72,7 +72,7 @@ def test_other_outcomes_are_kicked_every_run():
     incident = {"runs_down": 5, "last_status": "disconnected",
                 "last_kick_outcome": "reconnect_requested", "last_kick_run": 5,
                 "last_kick_at": START.isoformat()}
-    assert qr_kick_due(incident, "disconnected", START, 6) == (True, "")
+    assert revive_due(incident, "disconnected", START, 6) == (True, "")
 
 
 # -- the real script ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from ..constants import CRITICAL
 from ..errors import HealthcheckError
-from ..model import Channel, Kick, Listing
+from ..model import Channel, Listing, Revival
 from ..settings import Settings
 from ..text import _plural
 from .http import Answer, HttpClient
@@ -53,7 +53,7 @@ class Gateway(ABC):
         HealthcheckError when the gateway cannot be listed (one line: what to check)."""
 
     @abstractmethod
-    def revive(self, channel: Channel, restart: bool = False) -> Kick:
+    def revive(self, channel: Channel, restart: bool = False) -> Revival:
         """Ask the gateway to bring one session back from its stored login, never by a call
         that throws the login away; `restart` for a connected but silent one. Raise
         HealthcheckError for a failed call."""

@@ -5,7 +5,7 @@ from typing import Optional
 from ..bounded import run_bounded
 from ..constants import CRITICAL
 from ..errors import HealthcheckError
-from ..model import Channel, Kick, Listing
+from ..model import Channel, Listing, Revival
 from ..text import clean_text
 from .base import Abilities, Gateway, every_read_failed, unread_channel
 from .http import Answer, channel_path, checked_id, entries_in_time, json_answer
@@ -97,7 +97,7 @@ class EvolutionGateway(Gateway):
         return (clean_text(state.strip().lower())[:40] if isinstance(state, str)
                 else EVOLUTION_NOT_LOADED), None
 
-    def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
+    def revive(self, channel: "Channel", restart: bool = False) -> "Revival":
         name = channel_path(channel.id)
         # A dead open or a reconnect that never ends is restarted; anything else (closed, or
         # a QR waiting) is asked to connect, which only shows the QR when one is up.
@@ -109,21 +109,21 @@ class EvolutionGateway(Gateway):
         try:
             data = self._json(answer, f"{what} call")
         except HealthcheckError as exc:
-            return Kick("failed", str(exc))
+            return Revival("failed", str(exc))
         if isinstance(data, dict) and data.get("error") is True:
             if what == "connect" and data.get("message") == "[object Object]":
                 # The instance is in the database, but this process never loaded it (created
                 # or restored after it started): connect has no socket to open, every time.
-                return Kick("restart_gateway", EVOLUTION_RESTART_ADVICE)
+                return Revival("restart_gateway", EVOLUTION_RESTART_ADVICE)
             # Evolution reports these failures with HTTP 200.
-            return Kick("failed", f"{what} call refused (HTTP 200 with an error): "
-                                  f"{self.http.origin.quote(data.get('message') or 'no reason')}")
+            said = self.http.origin.quote(data.get("message") or "no reason")
+            return Revival("failed", f"{what} call refused (HTTP 200 with an error): {said}")
         if isinstance(data, dict) and any(isinstance(data.get(k), str) and data[k].strip()
                                           for k in ("base64", "code", "pairingCode")):
-            return Kick("qr_issued", "the stored login is no longer valid: a person must scan a "
-                                     "new QR code in the Evolution manager")
+            return Revival("qr_issued", "the stored login is no longer valid: a person must "
+                                        "scan a new QR code in the Evolution manager")
         instance = data.get("instance") if isinstance(data, dict) else None
         if what == "connect" and isinstance(instance, dict) and instance.get("state") == "open":
-            return Kick("already_connected", "Evolution answered the connect as open")
-        return Kick("reconnect_requested", f"{what} requested: Evolution reconnects the instance "
-                                           f"from its stored login")
+            return Revival("already_connected", "Evolution answered the connect as open")
+        return Revival("reconnect_requested", f"{what} requested: Evolution reconnects the "
+                                              f"instance from its stored login")

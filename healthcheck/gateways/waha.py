@@ -4,7 +4,7 @@ from typing import Optional
 
 from ..bounded import run_bounded
 from ..errors import HealthcheckError
-from ..model import Channel, Kick, Listing
+from ..model import Channel, Listing, Revival
 from ..text import clean_text
 from .base import Abilities, Gateway
 from .http import channel_path, checked_id, describe_http_failure, entries_in_time, json_answer
@@ -77,20 +77,21 @@ class WahaGateway(Gateway):
             return "its GOWS engine says it is not connected"
         return None
 
-    def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
+    def revive(self, channel: "Channel", restart: bool = False) -> "Revival":
         answer = self.http.session_call("POST", f"/api/sessions/{channel_path(channel.id)}"
                                                 f"/restart")
         if not 200 <= answer.status < 300:
-            return Kick("failed", describe_http_failure(answer, "restart call"))
+            return Revival("failed", describe_http_failure(answer, "restart call"))
         try:
             data = answer.json()
         except ValueError:
             data = None
         word = str(data.get("status", "")).upper() if isinstance(data, dict) else ""
         if word == "SCAN_QR_CODE":
-            return Kick("qr_issued", "the stored login is no longer valid: a person must scan a "
-                                     "new QR code (WAHA dashboard or GET /api/{session}/auth/qr)")
+            return Revival("qr_issued", "the stored login is no longer valid: a person must "
+                                        "scan a new QR code (WAHA dashboard or GET "
+                                        "/api/{session}/auth/qr)")
         if word == "WORKING":
-            return Kick("already_connected", "WAHA answered the restart as WORKING")
-        return Kick("reconnect_requested", "restart requested: WAHA restarts the session from "
-                                           "its stored login")
+            return Revival("already_connected", "WAHA answered the restart as WORKING")
+        return Revival("reconnect_requested", "restart requested: WAHA restarts the session from "
+                                              "its stored login")

@@ -5,7 +5,7 @@ from urllib.parse import quote
 from ..bounded import run_bounded
 from ..constants import CRITICAL, WPPCONNECT_LOGIN_GONE
 from ..errors import HealthcheckError
-from ..model import Channel, Kick, Listing
+from ..model import Channel, Listing, Revival
 from ..settings import Settings
 from ..text import clean_text
 from .base import Abilities, Gateway, every_read_failed, unread_channel
@@ -115,29 +115,29 @@ class WppconnectGateway(Gateway):
         except HealthcheckError as exc:
             return str(exc)
 
-    def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
+    def revive(self, channel: "Channel", restart: bool = False) -> "Revival":
         if channel.status in ("QRCODE", "PHONECODE"):
             # start-session is a no-op in these states: only a person can go on from here.
-            return Kick("qr_issued", "a QR code (or a pairing code) is waiting: a person must "
-                                     "scan it, with the WhatsApp of that number")
+            return Revival("qr_issued", "a QR code (or a pairing code) is waiting: a person must "
+                                        "scan it, with the WhatsApp of that number")
         if channel.status == "INITIALIZING":  # see the class docstring: never close it
-            return Kick("failed", "not revived: the session is INITIALIZING, and closing it "
-                                  "would leave its browser running for good")
+            return Revival("failed", "not revived: the session is INITIALIZING, and closing it "
+                                     "would leave its browser running for good")
         if channel.status == "CONNECTED":
             # start-session is a no-op while the status is CONNECTED: close it first. A 500
             # here means the client object is gone already; start-session still works.
             closed = self._session_call("POST", channel.id, "close-session")
             if not (200 <= closed.status < 300 or closed.status == 500):
-                return Kick("failed", describe_http_failure(closed, "close-session call"))
+                return Revival("failed", describe_http_failure(closed, "close-session call"))
         answer = self._session_call("POST", channel.id, "start-session", json_body={})
         if not 200 <= answer.status < 300:
-            return Kick("failed", describe_http_failure(answer, "start-session call"))
+            return Revival("failed", describe_http_failure(answer, "start-session call"))
         if channel.condition == "needs_person":
-            return Kick("qr_issued", "start-session requested to show a new QR: "
-                                     f"{channel.detail or WPPCONNECT_LOGIN_GONE}")
+            return Revival("qr_issued", "start-session requested to show a new QR: "
+                                        f"{channel.detail or WPPCONNECT_LOGIN_GONE}")
         # The answer is the status from before the start: the read after it (the verify, or
         # the next run) sees what came of it.
-        return Kick("start_session_requested", "start-session requested: the server relaunches "
-                                               "the session from its stored login, if it still "
-                                               "has one (a QR, or CLOSED again, goes to a "
-                                               "person)")
+        return Revival("start_session_requested", "start-session requested: the server relaunches "
+                                                  "the session from its stored login, if it still "
+                                                  "has one (a QR, or CLOSED again, goes to a "
+                                                  "person)")

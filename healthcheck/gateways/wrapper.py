@@ -10,7 +10,7 @@ from ..constants import (
     WRAPPER_TRANSIENT_STATUSES,
 )
 from ..errors import HealthcheckError
-from ..model import Channel, Kick, Listing
+from ..model import Channel, Listing, Revival
 from ..text import _SURROGATES
 from .base import Gateway
 from .http import (
@@ -59,7 +59,7 @@ class WrapperGateway(Gateway):
     def list_sessions(self) -> "Listing":
         return parse_listing(self.http.list_call("GET", "/api/channels"), self.budget_end)
 
-    def revive(self, channel: "Channel", restart: bool = False) -> "Kick":
+    def revive(self, channel: "Channel", restart: bool = False) -> "Revival":
         path = f"/api/channels/{channel_path(channel.id)}"
         answer = self.http.session_call("GET", path + "/qr")
         if not is_not_started(answer):
@@ -121,52 +121,52 @@ def is_not_started(answer: Answer) -> bool:
     return b"session not started" in answer.body[:MAX_QUOTE_CHARS * 10].lower()
 
 
-def classify_qr_answer(answer: Answer) -> Kick:
+def classify_qr_answer(answer: Answer) -> Revival:
     """Return what a /qr answer means for the session (see the gateway contract)."""
     error = answer.error_text() or ""
     if answer.status == 500 and "invalid qr code response" in error.lower():
         # Before a gateway patch, asking a connected session for a QR answered 500.
-        return Kick("already_connected", "the gateway answered as for a connected session")
+        return Revival("already_connected", "the gateway answered as for a connected session")
     if not 200 <= answer.status < 300:
-        return Kick("failed", describe_http_failure(answer, "reconnect call"))
+        return Revival("failed", describe_http_failure(answer, "reconnect call"))
     try:
         data = answer.json()
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        return Kick("failed", f"reconnect call: HTTP {answer.status} without a JSON object; "
-                              f"check {answer.origin.url_setting}")
+        return Revival("failed", f"reconnect call: HTTP {answer.status} without a JSON object; "
+                                 f"check {answer.origin.url_setting}")
     if data.get("success") is False:
-        return Kick("failed", f"reconnect call refused: "
-                              f"{answer.origin.quote(error or 'no reason')}")
+        return Revival("failed", f"reconnect call refused: "
+                                 f"{answer.origin.quote(error or 'no reason')}")
     holders = [data] + [data[k] for k in ("data", "result") if isinstance(data.get(k), dict)]
     for holder in holders:
         for name in QR_IMAGE_FIELDS:
             if isinstance(holder.get(name), str) and holder[name].strip():
-                return Kick("qr_issued", "the stored login is no longer valid: a person must "
-                                         "scan a new QR code in the panel")
+                return Revival("qr_issued", "the stored login is no longer valid: a person must "
+                                            "scan a new QR code in the panel")
     statuses = {h.get(k).strip().lower() for h in holders for k in ("status", "state")
                 if isinstance(h.get(k), str)}
     if statuses & CONNECTED_QR_STATUSES:
-        return Kick("already_connected", "the session answered as connected")
+        return Revival("already_connected", "the session answered as connected")
     if statuses & STARTING_QR_STATUSES:
-        return Kick("starting", "the session is still starting")
-    return Kick("reconnect_requested", "reconnect requested from the stored login")
+        return Revival("starting", "the session is still starting")
+    return Revival("reconnect_requested", "reconnect requested from the stored login")
 
 
-def classify_start_answer(answer: Answer) -> Kick:
+def classify_start_answer(answer: Answer) -> Revival:
     """Return what a start-session answer means."""
     if answer.status == 404:
-        return Kick("failed", "the session is not started and this gateway has no "
-                              "start-session route (HTTP 404): start it from the panel")
+        return Revival("failed", "the session is not started and this gateway has no "
+                                 "start-session route (HTTP 404): start it from the panel")
     if not 200 <= answer.status < 300:
-        return Kick("failed", describe_http_failure(answer, "start-session call"))
+        return Revival("failed", describe_http_failure(answer, "start-session call"))
     try:
         data = answer.json()
     except ValueError:
         data = None
     if isinstance(data, dict) and data.get("success") is False:
-        return Kick("failed", "start-session refused: "
-                              f"{answer.origin.quote(answer.error_text() or 'no reason')}")
-    return Kick("start_session_requested", "the session was not started; start-session "
-                                           "requested, it relaunches from the stored login")
+        return Revival("failed", "start-session refused: "
+                                 f"{answer.origin.quote(answer.error_text() or 'no reason')}")
+    return Revival("start_session_requested", "the session was not started; start-session "
+                                              "requested, it relaunches from the stored login")
