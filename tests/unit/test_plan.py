@@ -24,6 +24,8 @@ from healthcheck.plan import (
 
 NOW = datetime(2026, 2, 9, 14, 30, tzinfo=timezone(timedelta(hours=-3)))
 SILENCE = Silence(last_inbound=NOW.timestamp() - 7200, expected=12.0, rule="history")
+#: A gateway that can revive anything (the wrapper's and WAHA's abilities).
+PLAIN = PlanPolicy()
 #: Evolution's abilities, as the plan sees them.
 LOOPING = PlanPolicy(reconnect_loop_words=frozenset({"close", "connecting"}))
 #: WPPConnect's: a starting session is never revived, and CLOSED after a start is a lost login.
@@ -34,8 +36,7 @@ def ago(**delta) -> str:
     return (NOW - timedelta(**delta)).isoformat(timespec="seconds")
 
 
-def plan_one(channel: Channel, incident=None, silence=None, policy=PlanPolicy(),
-             force=False):
+def plan_one(channel: Channel, incident=None, silence=None, policy=PLAIN, force=False):
     """The plan of a listing holding `channel` alone."""
     plan = plan_run(Listing([channel], []), (), {channel.id: incident} if incident else {},
                     {channel.id: silence} if silence else {}, NOW, policy, force)
@@ -43,12 +44,12 @@ def plan_one(channel: Channel, incident=None, silence=None, policy=PlanPolicy(),
     return entry
 
 
-def qr_incident(runs_down: int, last_kick_run: int, kicked=ago(minutes=15),
-                status="qr_required", outcome="qr_issued") -> dict:
-    """An incident whose kicks issued a QR from its first run on."""
+def qr_incident(runs_down: int, last_kick_run: int, kicked=None, status="qr_required",
+                outcome="qr_issued") -> dict:
+    """An incident whose kicks issued a QR from its first run on; last kicked 15 min ago."""
     return {"since": ago(hours=1), "runs_down": runs_down, "last_status": status,
             "last_kick_outcome": outcome, "last_kick_run": last_kick_run, "qr_since_run": 1,
-            "last_kick_at": kicked}
+            "last_kick_at": kicked or ago(minutes=15)}
 
 
 # -- each action ----------------------------------------------------------------------------------

@@ -233,5 +233,5 @@ def test_a_stale_last_run_is_critical_and_says_cron_stopped():
 
 
 def test_details_that_are_not_text_are_left_out():
-    state, lines = judge_last_run(record(details=["ok line", 5, None]), NOW, 35)
+    _, lines = judge_last_run(record(details=["ok line", 5, None]), NOW, 35)
     assert lines[2:] == ["ok line"]
