@@ -194,6 +194,19 @@ def settings_for(kind: str, sim, **extra) -> dict:
             "WPP_GATEWAY_SECRET": None, **extra}
 
 
+def settings_from(values: dict):
+    """The Settings that `values` make, read in-process from that mapping alone.
+
+    Read as `--env-file /dev/null` reads the environment: no file, every setting from the
+    mapping, through the same checks as a run (None values are left out).
+    """
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from healthcheck.settings import load_settings
+    return load_settings(Path(os.devnull), environ={k: v for k, v in values.items()
+                                                    if v is not None})
+
+
 def channels_of(run) -> dict:
     """The channels of a --json run, by id."""
     import json

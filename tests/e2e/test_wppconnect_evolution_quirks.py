@@ -1,8 +1,8 @@
 """Issue 15 on WPPConnect-Server and Evolution API: what the real servers did that the watchdog
 got wrong (items 1, 2, 4 and 5).
 
-Each test runs the real script against the simulators of tests/backend_simulators.py, which
-behave as the real servers were seen to: WPPConnect's start-session answers the previous
+Each test runs the real script against the simulators of tests/support/backend_simulators.py,
+which behave as the real servers were seen to: WPPConnect's start-session answers the previous
 status and the session stays INITIALIZING a while, an unscanned QR ends CLOSED; Evolution
 cannot connect an instance it has not loaded, and a dead connection flips close/connecting.
 """

@@ -91,7 +91,7 @@ def test_killed_run_notice_appears_once_in_the_long_output(run_check, gateway, h
 
 
 def test_a_two_hour_silence_closes_with_its_real_length(run_check, sqlite_db, recorder):
-    from test_activity import busy
+    from test_silent_channels import busy
     busy(sqlite_db)  # a message every 10 minutes, none for the last 2 h
     settings = sqlite_db.settings(HEALTHCHECK_ALERT_WEBHOOK_URL=recorder.url + "/hook")
     assert run_check(env=settings).code == 1

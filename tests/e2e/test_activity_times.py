@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import ROOT, ActivityDatabase
-from test_activity import every
+from test_silent_channels import every
 
 sys.path.insert(0, str(ROOT))
 from healthcheck.activity import clock_repeats, hourly_counts, learn_activity, to_epoch

@@ -1,0 +1,131 @@
+"""WAHA's client (gateways/waha.py) in-process against the WAHA simulator.
+
+The client comes from the registry with Settings read from a plain dict; its calls go over real
+HTTP to tests/support/backend_simulators.py's WahaSimulator, which answers a restart with
+STARTING, as the real server does, and shows what it came to only in a later read. No call
+may destroy a login or stop the server.
+"""
+
+import sys
+import time
+
+import pytest
+from backend_simulators import WahaSimulator
+from conftest import BACKEND_KEY, FAST_SETTINGS, ROOT, settings_for, settings_from
+
+sys.path.insert(0, str(ROOT))
+from healthcheck.constants import CRITICAL
+from healthcheck.errors import HealthcheckError
+from healthcheck.gateways import GATEWAYS
+from healthcheck.model import Channel, Kick
+
+
+@pytest.fixture(scope="module")
+def server():
+    """One WAHA simulator for the whole module."""
+    sim = WahaSimulator(secret=BACKEND_KEY).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sim(server):
+    """The module's simulator, emptied for this test; no forbidden call may reach it."""
+    server.sessions.clear()
+    server.faults.clear()
+    server.requests.clear()
+    yield server
+    assert server.calls("forbidden") == []
+
+
+def client(sim, **extra):
+    settings = settings_from({**settings_for("waha", sim), **FAST_SETTINGS, **extra})
+    return GATEWAYS[settings.gateway](settings, time.monotonic() + 20)
+
+
+def listed(sim) -> dict:
+    return {c.id: c for c in client(sim).list_sessions().channels}
+
+
+def test_the_registry_gives_the_waha_client(sim):
+    assert type(client(sim)).__name__ == "WahaGateway"
+
+
+def test_each_waha_status_maps_onto_its_condition(sim):
+    sim.add_session("working", "WORKING").add_session("stopped", "STOPPED") \
+        .add_session("qr", "SCAN_QR_CODE").add_session("starting", "STARTING") \
+        .add_session("failed", "FAILED")
+    channels = listed(sim)
+    assert {name: (c.status, c.condition) for name, c in channels.items()} == {
+        "working": ("WORKING", "connected"), "stopped": ("STOPPED", "stopped"),
+        "qr": ("SCAN_QR_CODE", "needs_person"), "starting": ("STARTING", "transient"),
+        "failed": ("FAILED", "stopped")}
+    assert channels["failed"].detail.startswith("FAILED: restarted")
+
+
+def test_the_listing_asks_for_stopped_sessions_too_with_the_key_header(sim):
+    sim.add_session("stopped", "STOPPED")
+    assert list(listed(sim)) == ["stopped"]  # without all=true WAHA hides it
+    [call] = sim.calls("list")
+    assert call["path"] == "/api/sessions?all=true"
+    assert call["headers"]["X-Api-Key"] == BACKEND_KEY
+
+
+def test_a_working_session_whose_engine_is_dead_is_stopped(sim):
+    sim.add_session("webjs", "WORKING", engine={"engine": "WEBJS", "state": "UNPAIRED"})
+    sim.add_session("gows", "WORKING", engine={"engine": "GOWS", "gows": {"connected": False}})
+    sim.add_session("fine", "WORKING", engine={"engine": "WEBJS", "state": "CONNECTED"})
+    channels = listed(sim)
+    assert channels["webjs"] == Channel("webjs", "WORKING", "stopped",
+                                        "WORKING, but its WEBJS page says UNPAIRED: restarted")
+    assert channels["gows"].detail == ("WORKING, but its GOWS engine says it is not connected: "
+                                       "restarted")
+    assert channels["fine"].condition == "connected"
+    assert sorted(c["channel"] for c in sim.calls("info")) == ["fine", "gows", "webjs"]
+
+
+def test_a_stopped_session_is_restarted_and_the_next_read_shows_it_working(sim):
+    sim.add_session("default", "STOPPED", on_restart="recover")
+    gateway = client(sim)
+    kick = gateway.revive(Channel("default", "STOPPED"))
+    assert kick == Kick("reconnect_requested", "restart requested: WAHA restarts the session "
+                                               "from its stored login")
+    assert [c["path"] for c in sim.calls("revive")] == ["/api/sessions/default/restart"]
+    assert gateway.list_sessions().channels == [Channel("default", "WORKING", "connected")]
+
+
+def test_a_lost_login_shows_as_a_qr_in_the_read_after_the_restart(sim):
+    sim.add_session("default", "FAILED", on_restart="qr")
+    gateway = client(sim)
+    assert gateway.revive(Channel("default", "FAILED")).outcome == "reconnect_requested"
+    [after] = gateway.list_sessions().channels
+    assert (after.status, after.condition) == ("SCAN_QR_CODE", "needs_person")
+
+
+def test_a_connected_session_is_restarted_for_a_silence(sim):
+    sim.add_session("default", "WORKING")
+    kick = client(sim).revive(Channel("default", "WORKING", "connected"), restart=True)
+    assert kick.outcome == "reconnect_requested" and sim.count("revive") == 1
+    assert sim.count("start") == 0  # never /start: Core answers 422 on FAILED
+
+
+def test_a_restart_of_an_unknown_session_is_a_failed_kick(sim):
+    kick = client(sim).revive(Channel("gone", "STOPPED"))
+    assert kick == Kick("failed", "restart call: HTTP 404, gateway error: Not Found")
+
+
+def test_a_wrong_key_fails_the_listing_naming_wahas_key_setting(sim):
+    sim.add_session("default", "WORKING")
+    with pytest.raises(HealthcheckError) as caught:
+        client(sim, HEALTHCHECK_GATEWAY_KEY="wrong-key-000").list_sessions()
+    assert caught.value.state == CRITICAL
+    assert str(caught.value).startswith("listing sessions: HTTP 401, WAHA refused the key; "
+                                        "check HEALTHCHECK_GATEWAY_KEY (WAHA's WAHA_API_KEY")
+
+
+def test_a_wrong_key_on_a_restart_is_a_failed_kick_naming_the_setting(sim):
+    sim.add_session("default", "STOPPED")
+    kick = client(sim, HEALTHCHECK_GATEWAY_KEY="wrong-key-000").revive(
+        Channel("default", "STOPPED"))
+    assert kick.outcome == "failed" and "check HEALTHCHECK_GATEWAY_KEY" in kick.detail
+    assert sim.sessions["default"]["status"] == "STOPPED"
