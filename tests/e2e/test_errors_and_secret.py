@@ -116,3 +116,14 @@ def test_cut_through_an_echoed_secret_leaves_no_fragment(run_check, gateway):
     run = run_check("--json")
     assert run.code == 2
     assert SECRET[:4] not in run.everything()
+
+
+def test_status_echoing_the_secret_leaves_no_fragment_where_it_is_cut(run_check, gateway):
+    # A status is quoted cut at 40 characters: here, 4 characters into the secret. The listing
+    # is masked as it enters the run, so the cut falls in the mask, not in the secret.
+    gateway.add_channel("imobsites", "e" * 36 + SECRET, "stay_down")
+    for args in ((), ("--json",)):
+        run = run_check(*args)
+        assert run.code == 1, run.stdout
+        assert SECRET[:4] not in run.everything()
+        assert "***" in run.stdout

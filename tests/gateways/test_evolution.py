@@ -18,7 +18,7 @@ from healthcheck.constants import CRITICAL
 from healthcheck.errors import HealthcheckError
 from healthcheck.gateways import GATEWAYS
 from healthcheck.gateways.evolution import EVOLUTION_NOT_LOADED, EVOLUTION_RESTART_ADVICE
-from healthcheck.model import Channel, Kick
+from healthcheck.model import Channel, Revival
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_a_closed_instance_is_connected_from_its_stored_login(sim):
     sim.add_instance("a", "close", on_connect="recover")
     gateway = client(sim)
     kick = gateway.revive(Channel("a", "close"))
-    assert kick == Kick("reconnect_requested", "connect requested: Evolution reconnects the "
+    assert kick == Revival("reconnect_requested", "connect requested: Evolution reconnects the "
                                                "instance from its stored login")
     assert [c["path"] for c in sim.calls("connect")] == ["/instance/connect/a"]
     assert gateway.list_sessions().channels == [Channel("a", "open", "connected")]
@@ -95,7 +95,7 @@ def test_a_connect_on_an_open_instance_is_already_connected(sim):
 def test_an_instance_this_process_never_loaded_needs_an_evolution_restart(sim):
     sim.add_instance("a", None, db="open")
     kick = client(sim).revive(Channel("a", EVOLUTION_NOT_LOADED))
-    assert kick == Kick("restart_gateway", EVOLUTION_RESTART_ADVICE)
+    assert kick == Revival("restart_gateway", EVOLUTION_RESTART_ADVICE)
 
 
 def test_a_connected_or_reconnecting_instance_is_restarted_not_connected(sim):

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 from healthcheck.constants import CRITICAL
 from healthcheck.errors import HealthcheckError
 from healthcheck.gateways import GATEWAYS
-from healthcheck.model import Channel, Kick
+from healthcheck.model import Channel, Revival
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_a_stopped_session_is_restarted_and_the_next_read_shows_it_working(sim):
     sim.add_session("default", "STOPPED", on_restart="recover")
     gateway = client(sim)
     kick = gateway.revive(Channel("default", "STOPPED"))
-    assert kick == Kick("reconnect_requested", "restart requested: WAHA restarts the session "
+    assert kick == Revival("reconnect_requested", "restart requested: WAHA restarts the session "
                                                "from its stored login")
     assert [c["path"] for c in sim.calls("revive")] == ["/api/sessions/default/restart"]
     assert gateway.list_sessions().channels == [Channel("default", "WORKING", "connected")]
@@ -111,7 +111,7 @@ def test_a_connected_session_is_restarted_for_a_silence(sim):
 
 def test_a_restart_of_an_unknown_session_is_a_failed_kick(sim):
     kick = client(sim).revive(Channel("gone", "STOPPED"))
-    assert kick == Kick("failed", "restart call: HTTP 404, gateway error: Not Found")
+    assert kick == Revival("failed", "restart call: HTTP 404, gateway error: Not Found")
 
 
 def test_a_wrong_key_fails_the_listing_naming_wahas_key_setting(sim):

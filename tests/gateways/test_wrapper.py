@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 from healthcheck.constants import CRITICAL, UNKNOWN
 from healthcheck.errors import HealthcheckError
 from healthcheck.gateways import GATEWAYS
-from healthcheck.model import Channel, Kick
+from healthcheck.model import Channel, Revival
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_a_disconnected_channel_is_revived_from_its_stored_login(sim):
     sim.add_channel("imobsites", "disconnected", "reconnect")
     gateway = client(sim)
     kick = gateway.revive(Channel("imobsites", "disconnected"))
-    assert kick == Kick("reconnect_requested", "reconnect requested from the stored login")
+    assert kick == Revival("reconnect_requested", "reconnect requested from the stored login")
     assert gateway.list_sessions().channels == [Channel("imobsites", "connected")]
 
 
@@ -144,4 +144,4 @@ def test_a_failed_revive_is_a_failed_kick_not_an_exception(sim):
     sim.add_channel("a", "disconnected")
     sim.set_fault("qr", json_fault(500, {"success": False, "error": "puppeteer crashed"}))
     kick = client(sim).revive(Channel("a", "disconnected"))
-    assert kick == Kick("failed", "reconnect call: HTTP 500, gateway error: puppeteer crashed")
+    assert kick == Revival("failed", "reconnect call: HTTP 500, gateway error: puppeteer crashed")

@@ -119,3 +119,15 @@ def test_dry_run_is_one_switch():
                 asked = {n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", None)
                          for n in ast.walk(node.test)}
                 assert "dry_run" not in asked, f"healthcheck.{name} line {node.lineno}"
+
+
+def test_the_readme_and_the_development_guide_draw_every_module():
+    # The README's Development section and docs/development.md each draw the tree, one line per
+    # module (the gateways may share a line): a module added without its line fails here.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tree = readme[readme.index("## Development"):readme.index("## More")]
+    guide = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for where, text in (("README.md", tree), ("docs/development.md", guide)):
+            assert path.name in text, f"{where} does not draw healthcheck/" \
+                                      f"{path.relative_to(PACKAGE)}"

@@ -11,7 +11,7 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
 from healthcheck.constants import CRITICAL, UNKNOWN, WPPCONNECT_LOGIN_GONE
-from healthcheck.model import Channel, Kick, Listing, Silence
+from healthcheck.model import Channel, Listing, Revival, Silence
 from healthcheck.plan import (
     LOOP_ADVICE,
     STUCK_ADVICE,
@@ -19,7 +19,7 @@ from healthcheck.plan import (
     after_revive,
     is_ignored,
     plan_run,
-    qr_kick_due,
+    revive_due,
 )
 
 NOW = datetime(2026, 2, 9, 14, 30, tzinfo=timezone(timedelta(hours=-3)))
@@ -119,38 +119,38 @@ def test_an_ignored_channel_is_never_revived_nor_missed():
 # -- the QR backoff -------------------------------------------------------------------------------
 
 def test_a_first_qr_and_a_channel_without_incident_are_due():
-    assert qr_kick_due(None, "qr_required", NOW, 6) == (True, "")
-    assert qr_kick_due({}, "qr_required", NOW, 6, needs_person=True) == (True, "")
+    assert revive_due(None, "qr_required", NOW, 6) == (True, "")
+    assert revive_due({}, "qr_required", NOW, 6, needs_person=True) == (True, "")
 
 
 def test_after_a_qr_kicks_come_on_runs_2_4_8_of_the_qr_phase():
-    due = {run: qr_kick_due(qr_incident(run - 1, last), "qr_required", NOW, 6)[0]
+    due = {run: revive_due(qr_incident(run - 1, last), "qr_required", NOW, 6)[0]
            for run, last in ((2, 1), (3, 2), (4, 2), (5, 4), (7, 4), (8, 4), (9, 8))}
     assert due == {2: True, 3: False, 4: True, 5: False, 7: False, 8: True, 9: False}
 
 
 def test_a_waiting_qr_says_when_its_next_kick_is_and_that_force_overrides():
-    due, why = qr_kick_due(qr_incident(2, 2), "qr_required", NOW, 6)
+    due, why = revive_due(qr_incident(2, 2), "qr_required", NOW, 6)
     assert not due
     assert "next kick on run 4 of the incident or at 2026-02-09 20:15" in why
     assert "--force" in why
 
 
 def test_the_retry_interval_kicks_whatever_the_doubling():
-    assert qr_kick_due(qr_incident(20, 16, kicked=ago(hours=6)), "qr_required", NOW, 6)[0]
-    assert not qr_kick_due(qr_incident(20, 16, kicked=ago(hours=5)), "qr_required", NOW, 6)[0]
-    assert qr_kick_due(qr_incident(20, 16, kicked=ago(hours=2)), "qr_required", NOW, 1)[0]
+    assert revive_due(qr_incident(20, 16, kicked=ago(hours=6)), "qr_required", NOW, 6)[0]
+    assert not revive_due(qr_incident(20, 16, kicked=ago(hours=5)), "qr_required", NOW, 6)[0]
+    assert revive_due(qr_incident(20, 16, kicked=ago(hours=2)), "qr_required", NOW, 1)[0]
 
 
 def test_a_status_change_or_an_unreadable_kick_time_kicks_at_once():
-    assert qr_kick_due(qr_incident(2, 2), "disconnected", NOW, 6) == (True, "")
-    assert qr_kick_due(qr_incident(2, 2, kicked="not a time"), "qr_required", NOW, 6) \
+    assert revive_due(qr_incident(2, 2), "disconnected", NOW, 6) == (True, "")
+    assert revive_due(qr_incident(2, 2, kicked="not a time"), "qr_required", NOW, 6) \
         == (True, "")
 
 
 def test_outcomes_a_kick_can_fix_are_never_backed_off():
     incident = qr_incident(2, 2, status="disconnected", outcome="reconnect_requested")
-    assert qr_kick_due(incident, "disconnected", NOW, 6) == (True, "")
+    assert revive_due(incident, "disconnected", NOW, 6) == (True, "")
 
 
 def test_the_plan_waits_on_a_qr_and_force_kicks_it():
@@ -233,27 +233,27 @@ def test_a_loop_revived_once_is_not_revived_again_before_the_retry_interval():
 # -- after_revive ---------------------------------------------------------------------------------
 
 def test_after_revive_keeps_the_kick_when_nothing_was_read_or_it_is_final():
-    kick = Kick("reconnect_requested", "asked")
+    kick = Revival("reconnect_requested", "asked")
     assert after_revive(kick, None, PlanPolicy()) is kick
-    for final in (Kick("qr_issued", "scan"), Kick("failed", "HTTP 500")):
+    for final in (Revival("qr_issued", "scan"), Revival("failed", "HTTP 500")):
         assert after_revive(final, Channel("a", "x", "needs_person"), PlanPolicy()) is final
     assert after_revive(kick, Channel("a", "connected"), PlanPolicy()) is kick
 
 
 def test_a_qr_seen_after_the_revive_goes_to_a_person_now():
-    kick = Kick("reconnect_requested", "asked")
+    kick = Revival("reconnect_requested", "asked")
     seen = Channel("a", "SCAN_QR_CODE", "needs_person")
-    assert after_revive(kick, seen, PlanPolicy()) == Kick(
+    assert after_revive(kick, seen, PlanPolicy()) == Revival(
         "qr_issued", "status SCAN_QR_CODE after the revive: a person must scan a new QR code")
     told = Channel("a", "close", "needs_person", "closed with code 401")
     assert after_revive(kick, told, PlanPolicy()).detail.endswith("closed with code 401")
 
 
 def test_stopped_again_after_a_start_session_is_a_lost_login():
-    kick = Kick("start_session_requested", "started")
+    kick = Revival("start_session_requested", "started")
     seen = Channel("a", "CLOSED")
-    assert after_revive(kick, seen, WPPCONNECT) == Kick(
+    assert after_revive(kick, seen, WPPCONNECT) == Revival(
         "qr_issued", f"stopped again after its start-session: {WPPCONNECT_LOGIN_GONE}")
     assert after_revive(kick, seen, PlanPolicy()) is kick  # not a word of this gateway
-    assert after_revive(Kick("reconnect_requested", "x"), seen, WPPCONNECT).outcome \
+    assert after_revive(Revival("reconnect_requested", "x"), seen, WPPCONNECT).outcome \
         == "reconnect_requested"

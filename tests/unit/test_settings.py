@@ -20,7 +20,7 @@ from healthcheck.constants import (
     UNKNOWN,
 )
 from healthcheck.errors import HealthcheckError
-from healthcheck.settings import is_panel_ciphertext, name_settings, setup_warnings
+from healthcheck.settings import is_panel_ciphertext, setup_warnings
 
 WRAPPER = {"WPP_GATEWAY_BASE_URL": "https://gw.example:8443/", "WPP_GATEWAY_SECRET": SECRET}
 WAHA = {"HEALTHCHECK_GATEWAY": "waha", "HEALTHCHECK_GATEWAY_URL": "http://127.0.0.1:3000",
@@ -181,11 +181,13 @@ def test_setup_warnings_name_what_is_unsafe_in_this_configuration():
                                   "crosses the network in clear")
 
 
-def test_messages_name_the_settings_of_the_configured_gateway():
-    text = "check WPP_GATEWAY_BASE_URL and WPP_GATEWAY_SECRET"
-    assert name_settings(text, settings_from(WAHA)) == \
-        "check HEALTHCHECK_GATEWAY_URL and HEALTHCHECK_GATEWAY_KEY"
-    assert name_settings(text, settings_from(WRAPPER)) == text
+def test_the_settings_know_which_names_hold_the_address_and_the_key():
+    # Messages name these (through the answers' Origin), never a hard-coded WPP_* name.
+    waha, wrapper = settings_from(WAHA), settings_from(WRAPPER)
+    assert (waha.url_setting, waha.key_setting) == ("HEALTHCHECK_GATEWAY_URL",
+                                                    "HEALTHCHECK_GATEWAY_KEY")
+    assert (wrapper.url_setting, wrapper.key_setting) == ("WPP_GATEWAY_BASE_URL",
+                                                          "WPP_GATEWAY_SECRET")
 
 
 def test_a_panel_secret_of_32_hex_characters_is_plain_even_with_a_key():
