@@ -216,9 +216,10 @@ class _EnvSource:
         except ValueError:
             value = -1.0
         if not (0 <= value if allow_zero else 0 < value) or not value < high:
+            beyond = f" (it must stay below {high:g})" if value >= high else ""
             raise HealthcheckError(f"{name} must be a number of {unit} "
                                    f"{'from 0' if allow_zero else 'above 0'}, got "
-                                   f"{quote_untrusted(raw, 40)!r}: {self.where(name)}")
+                                   f"{quote_untrusted(raw, 40)!r}{beyond}: {self.where(name)}")
         return value
 
     def count(self, name: str, default: int, low: int, high: int) -> int:

@@ -2,6 +2,7 @@
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Optional
 
 from ..constants import CRITICAL
 from ..errors import HealthcheckError
@@ -39,12 +40,16 @@ class Gateway(ABC):
     abilities = Abilities(revive_transient=True, restart_connected=False)
     #: What a 401 from this gateway asks the operator to check: its own settings, by name.
     KEY_REFUSED = "the gateway refused the key; check HEALTHCHECK_GATEWAY_KEY"
+    #: What runs behind the gateway and may be the part failing, named in advice (or None).
+    BACKEND: Optional[str] = None
+    #: The port the gateway listens on unless told otherwise, for "is the port right?".
+    USUAL_PORT: Optional[int] = None
 
     def __init__(self, settings: "Settings", budget_end: float):
         self.settings = settings
         self.budget_end = budget_end
         self.http = HttpClient(settings, budget_end, self.auth_headers(settings.secret),
-                               self.key_refused)
+                               self.key_refused, self.BACKEND, self.USUAL_PORT)
         self.display_url = self.http.display_url
 
     @abstractmethod

@@ -37,6 +37,17 @@ class Origin:
     url_setting: str = "WPP_GATEWAY_BASE_URL"
     key_setting: str = "WPP_GATEWAY_SECRET"
     redact: Optional[Callable[[str], str]] = None
+    #: What runs behind the gateway and may be the one failing (the wrapper's WPPConnect).
+    backend: Optional[str] = "WPPConnect"
+    #: The port the gateway usually listens on, for "is the port right?".
+    usual_port: Optional[int] = 8443
+
+    def port_hint(self) -> str:
+        return f" (:{self.usual_port})" if self.usual_port else ""
+
+    def suspects(self, joint: str) -> str:
+        """"the gateway", or "the gateway or WPPConnect" (joint "or"), for advice."""
+        return f"the gateway {joint} {self.backend}" if self.backend else "the gateway"
 
     def quote(self, value, limit: int = MAX_QUOTE_CHARS) -> str:
         """Quote what the gateway said, its secrets masked before the cut."""
@@ -93,13 +104,14 @@ class HttpClient:
     """Talks HTTP to the gateway: every call bounded in time and size, never redirected."""
 
     def __init__(self, settings: Settings, budget_end: float, auth_headers: dict[str, str],
-                 key_refused: Optional[Callable[["Answer"], str]] = None):
+                 key_refused: Optional[Callable[["Answer"], str]] = None,
+                 backend: Optional[str] = None, usual_port: Optional[int] = None):
         self.settings = settings
         self.budget_end = budget_end
         self._key_refused = key_refused
         self.display_url = display_url(settings.base_url)
         self.origin = Origin(self.display_url, settings.url_setting, settings.key_setting,
-                             settings.redact)
+                             settings.redact, backend, usual_port)
         self._session = requests.Session()
         self._session.headers.update({**auth_headers,
                                       "Accept": "application/json",
@@ -138,7 +150,7 @@ class HttpClient:
         limit, limit_name = (timeout, timeout_name) if timeout <= left else (
             left, "HEALTHCHECK_DEADLINE")
         too_slow = (f"no complete answer from {self.display_url} within {limit:g}s "
-                    f"({limit_name}); the gateway or WPPConnect is hung or overloaded")
+                    f"({limit_name}); {self.origin.suspects('or')} is hung or overloaded")
         try:
             return call_with_timeout(lambda: self._fetch(method, path, limit, too_slow,
                                                          json_body, headers), limit)
@@ -296,10 +308,11 @@ def describe_http_failure(answer: Answer, what: str) -> str:
         return f"{what}: HTTP {status}, gateway error: {origin.quote(error)}"
     if status == 404:
         return (f"{what}: HTTP 404 {'HTML page' if answer.is_html else 'not found'}: this is "
-                f"not the gateway's API; is the port in {origin.url_setting} right (:8443)?")
+                f"not the gateway's API; is the port in {origin.url_setting} right"
+                f"{origin.port_hint()}?")
     if status in (502, 503, 504):
         return (f"{what}: HTTP {status} from the proxy at {origin.url}: the gateway container is "
-                f"down, restarting or too slow; check the gateway and WPPConnect")
+                f"down, restarting or too slow; check {origin.suspects('and')}")
     kind = "an HTML page" if answer.is_html else "no JSON error"
     return f"{what}: HTTP {status} with {kind}; check the gateway's logs"
 
@@ -310,8 +323,8 @@ def json_answer(answer: Answer, what: str):
         raise HealthcheckError(describe_http_failure(answer, what), CRITICAL)
     if answer.is_html:
         raise HealthcheckError(f"{what}: HTTP {answer.status} with an HTML page, not the "
-                               f"gateway's JSON; check {answer.origin.url_setting} (the port "
-                               f":8443?)")
+                               f"gateway's JSON; check {answer.origin.url_setting} (the "
+                               f"port{answer.origin.port_hint()}?)")
     try:
         return answer.json()
     except ValueError:

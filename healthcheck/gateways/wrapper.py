@@ -30,7 +30,8 @@ class WrapperGateway(Gateway):
     that is not running is relaunched with start-session. The wrapper has no restart.
     """
 
-
+    BACKEND = "WPPConnect"  # the wrapper fronts a WPPConnect server
+    USUAL_PORT = 8443
     #: How the other gateways refuse a key, so that a wrapper setting pointed at one of them
     #: (HEALTHCHECK_GATEWAY left unset) says so: (its name, its HEALTHCHECK_GATEWAY, the fields
     #: of its 401 body).

@@ -12,6 +12,7 @@ import time
 import pytest
 from backend_simulators import WahaSimulator
 from conftest import BACKEND_KEY, FAST_SETTINGS, ROOT, settings_for, settings_from
+from gateway_simulator import html_fault
 
 sys.path.insert(0, str(ROOT))
 from healthcheck.constants import CRITICAL
@@ -129,3 +130,16 @@ def test_a_wrong_key_on_a_restart_is_a_failed_kick_naming_the_setting(sim):
         Channel("default", "STOPPED"))
     assert kick.outcome == "failed" and "check HEALTHCHECK_GATEWAY_KEY" in kick.detail
     assert sim.sessions["default"]["status"] == "STOPPED"
+
+
+@pytest.mark.parametrize("fault, advice", [
+    (html_fault(502), "check the gateway"),
+    (html_fault(404), "is the port in HEALTHCHECK_GATEWAY_URL right (:3000)?"),
+])
+def test_a_failed_listing_gives_wahas_own_advice(sim, fault, advice):
+    # The wrapper's advice names WPPConnect behind it and port 8443; WAHA has neither.
+    sim.set_fault("list", fault)
+    with pytest.raises(HealthcheckError) as caught:
+        client(sim).list_sessions()
+    assert advice in str(caught.value)
+    assert "WPPConnect" not in str(caught.value) and "8443" not in str(caught.value)

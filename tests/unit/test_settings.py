@@ -87,6 +87,8 @@ def test_a_key_that_cannot_go_in_a_header_is_refused_by_its_name():
     ("HEALTHCHECK_QR_TIMEOUT", "soon", "must be a number of seconds above 0, got 'soon'"),
     ("HEALTHCHECK_DEADLINE", "nan", "must be a number of seconds above 0, got 'nan'"),
     ("HEALTHCHECK_VERIFY_SECONDS", "-1", "must be a number of seconds from 0, got '-1'"),
+    ("HEALTHCHECK_DEADLINE", "86400",
+     "must be a number of seconds above 0, got '86400' (it must stay below 86400)"),
     ("HEALTHCHECK_WORKERS", "65", "must be a whole number from 1 to 64, got '65'"),
     ("HEALTHCHECK_ALERT_AFTER", "1.5", "must be a whole number from 1 to 1000, got '1.5'"),
     ("HEALTHCHECK_VERIFY_TLS", "maybe", "must be true or false, got 'maybe'"),
