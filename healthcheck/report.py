@@ -310,9 +310,12 @@ def metrics_text(report: Report, incidents: dict, now: datetime,
     family("whatsapp_healthcheck_channels", "gauge", "Channels listed by the last run, by "
            "state; counts every channel, with or without a series of its own.",
            [('{state="listed"}', len(report.channels)),
-            ('{state="connected"}', sum(not c.down_now for c in report.channels)),
+            ('{state="connected"}', sum(not c.down_now for c in report.channels
+                                        if c.id not in ignored)),
             ('{state="not_connected"}', sum(c.down_now for c in report.channels)),
-            ('{state="silent"}', sum(c.outcome == "silent" for c in report.channels))])
+            ('{state="silent"}', sum(c.outcome == "silent" for c in report.channels)),
+            # Appended last: an ignored channel is neither connected nor down to an alert rule.
+            ('{state="ignored"}', len(ignored))])
     family("whatsapp_healthcheck_channels_omitted", "gauge", "Channels left without a series "
            "of their own by HEALTHCHECK_METRICS_MAX_CHANNELS.", [("", omitted)])
     return "".join(out)

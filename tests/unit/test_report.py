@@ -167,6 +167,15 @@ def test_metrics_parse_and_give_each_channel_its_gauges():
     assert kicks["failed"] == 0
 
 
+def test_the_channel_totals_count_an_ignored_channel_neither_connected_nor_down():
+    # An ignored channel that is disconnected once counted as connected in the totals.
+    report = Report(channels=[connected(), kicked(), ignored()])
+    found = samples(metrics_text(report, {}, NOW))
+    totals = {dict(k)["state"]: v for k, v in found["whatsapp_healthcheck_channels"].items()}
+    assert totals == {"listed": 3, "connected": 1, "not_connected": 1, "silent": 0,
+                      "ignored": 1}
+
+
 def test_metric_labels_survive_quotes_backslashes_and_line_breaks():
     odd = 'b"\\x\ny'
     found = samples(metrics_text(Report(channels=[kicked(odd)]), {}, NOW))
@@ -182,7 +191,8 @@ def test_metrics_give_series_to_the_channels_down_first_within_the_limit():
     assert by_channel(found["whatsapp_session_up"]) == {"b": 0}
     assert found["whatsapp_healthcheck_channels_omitted"] == {frozenset(): 2}
     states = {dict(k)["state"]: v for k, v in found["whatsapp_healthcheck_channels"].items()}
-    assert states == {"listed": 3, "connected": 2, "not_connected": 1, "silent": 0}
+    assert states == {"listed": 3, "connected": 2, "not_connected": 1, "silent": 0,
+                      "ignored": 0}
 
 
 def test_a_run_that_could_not_list_keeps_the_last_known_series():
