@@ -22,7 +22,7 @@ from .constants import (
 from .plan import LOOP_ADVICE, STUCK_ADVICE
 from .report import Report
 from .silence import SILENT_ADVICE
-from .text import _count, _plural, clean_text, quote_untrusted
+from .text import _count, _plural, channel_key, clean_text, quote_untrusted
 from .times import _duration, _iso, _parse_time
 
 
@@ -164,9 +164,13 @@ def plan_incidents(previous: dict, report: Report, now: datetime,
     for name in report.missing_expected:
         listed.add(name)
         open_or_continue(name, "missing", None, False, False, "missing")
+    # An expected channel's "missing" incident is keyed by its name as the settings write it
+    # (channel_key): listed again under another spelling ("Imob Sites"), it is back, not gone.
+    listed_names = {channel_key(c.id) for c in report.channels}
     for key in [k for k in incidents if k != GATEWAY_KEY and k not in listed]:
         if report.channels or report.missing_expected:
-            close(key, "is no longer listed; incident closed")
+            back = incidents[key].get("reason") == "missing" and key in listed_names
+            close(key, "is listed again" if back else "is no longer listed; incident closed")
     channel_keys = [k for k in incidents if k not in (GATEWAY_KEY, ACTIVITY_KEY)]
     if len(channel_keys) > MAX_INCIDENTS:
         # Keep the oldest: a flood of new ids must not push out the incidents people know of.

@@ -190,6 +190,16 @@ def test_an_expected_channel_missing_opens_a_missing_incident():
 
 # -- flapping -------------------------------------------------------------------------------------
 
+def test_an_expected_channel_listed_again_under_another_spelling_is_back_not_gone():
+    # The missing incident is keyed "imobsites" (the setting's name); the gateway lists
+    # "Imob Sites", which is the same channel (channel_key), connected.
+    incidents, _, _ = plan_incidents({}, Report(missing_expected=["imobsites"]), at(), POLICY)
+    incidents, _, notes = plan_incidents(incidents, report(up("Imob Sites")), at(15),
+                                         POLICY)
+    assert "imobsites" not in incidents
+    assert notes[0][1].startswith("channel imobsites is listed again after 15 min")
+
+
 def drop_runs(hours, threshold=4, flaps=None):
     """One repaired drop 15 min before each run at `hours` after NOW; the runs' alert kinds."""
     flaps, kinds = flaps or {}, []
