@@ -8,7 +8,7 @@ from ..constants import CRITICAL
 from ..errors import HealthcheckError
 from ..model import Channel, Listing, Revival
 from ..settings import Settings
-from ..text import _plural
+from ..text import _plural, quote_untrusted
 from .http import Answer, HttpClient
 
 
@@ -81,14 +81,20 @@ def unread_channel(name: str, what: str, error: str) -> Channel:
     """
     return Channel(name, "(unknown)", "unknown",
                    f"status unknown this run (its incident is kept as it was): its {what} "
-                   f"could not be read: {error}")
+                   f"{UNREAD}{error}")
+
+
+#: Between what could not be read and why, in an unread channel's detail.
+UNREAD = "could not be read: "
 
 
 def every_read_failed(channels: list[Channel], noun: str) -> list[Channel]:
     """Return the channels; raise when every status read failed: the gateway is failing."""
     unread = [c for c in channels if c.condition == "unknown"]
     if unread and len(unread) == len(channels):
+        first = unread[0]
         raise HealthcheckError(f"every status read failed ({_plural(len(channels), noun)} "
-                               f"listed), so the gateway is failing; the first: "
-                               f"{unread[0].detail.split(': ', 1)[1]}", CRITICAL)
+                               f"listed), so the gateway is failing; the first, "
+                               f"{quote_untrusted(first.id, 60)}: "
+                               f"{first.detail.split(UNREAD, 1)[1]}", CRITICAL)
     return channels

@@ -133,8 +133,8 @@ def test_every_state_read_failing_is_the_gateway_failing(sim):
     with pytest.raises(HealthcheckError) as caught:
         client(sim).list_sessions()
     assert str(caught.value).startswith("every status read failed (2 instances listed), so the "
-                                        "gateway is failing; the first: its state could not "
-                                        "be read: reading its state: HTTP 502")
+                                        "gateway is failing; the first, a: reading its state: "
+                                        "HTTP 502")
 
 
 def test_one_state_read_failing_leaves_that_instance_unknown(sim):
