@@ -8,7 +8,6 @@ from typing import Callable, Optional
 
 from .bounded import run_bounded
 from .constants import KICK_OUTCOMES, OK, PROGRAM, STATE_VERSION, UNKNOWN, WARNING, __version__
-from .database import read_activity
 from .errors import HealthcheckError
 from .files import RunLock, append_log, load_state, save_state, write_metrics
 from .gateways import GATEWAYS
@@ -236,6 +235,7 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
         kicks[number] = (channel, revived)
     silences = {}
     if settings.activity:
+        from .database import read_activity  # only with an activity source
         try:
             activity = read_activity(settings.activity, activity,
                                      {channel_key(c.id) for c in listing.channels},
