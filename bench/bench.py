@@ -19,30 +19,23 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Optional
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-
+import common  # puts tests/support (the simulators) on sys.path
 from gateway_simulator import GatewaySimulator
 from peak_memory import run_measured
 
-SECRET = "bench-secret-0123456789"
 LIST_LATENCY = 1.0
 KICK_LATENCY = 0.5
 
 
-def run_script(env_file: Path, *args: str, command: Optional[Path] = None,
+def run_script(env_file: Path, *args: str, command: Path = common.COMMAND,
                env: Optional[dict] = None):
     """Run the real command once; return (wall seconds, exit status, its own max RSS in MB)."""
-    command = [sys.executable, str(command or ROOT / "healthcheck_sessions.py"), "--env-file",
-               str(env_file), *args]
-    code, peak_kib, wall, _, _ = run_measured(command, stdout=subprocess.DEVNULL,
-                                              stderr=subprocess.DEVNULL, env=env)
+    code, peak_kib, wall, _, _ = common.run_command(env_file, *args, command=command, env=env)
     return wall, code, peak_kib / 1024
 
 
@@ -52,17 +45,14 @@ def time_command(command):
 
 
 def write_env(folder: Path, url: str, workers: int) -> Path:
-    env_file = folder / f"bench-{workers}.env"
-    env_file.write_text(f"WPP_GATEWAY_BASE_URL={url}\nWPP_GATEWAY_SECRET={SECRET}\n"
-                        f"HEALTHCHECK_WORKERS={workers}\nHEALTHCHECK_LOG_FILE={folder}/bench.log\n"
-                        # The kick phase is measured, not the 30 s wait before verification.
-                        f"HEALTHCHECK_VERIFY_SECONDS=0\n")
-    return env_file
+    # VERIFY_SECONDS=0: the kick phase is measured, not the 30 s wait before verification.
+    return common.write_env(folder / f"bench-{workers}.env", url, WORKERS=workers,
+                            LOG_FILE=folder / "bench.log", VERIFY_SECONDS=0)
 
 
 def latency_row(folder: Path, channels: int, workers: int) -> dict:
     down = round(channels * 0.4)
-    sim = GatewaySimulator(secret=SECRET)
+    sim = GatewaySimulator(secret=common.SECRET)
     for number in range(channels):
         sim.add_channel(f"channel-{number:04d}", "disconnected" if number < down else "connected",
                         "reconnect")
@@ -93,9 +83,9 @@ def package_copy(folder: Path, cached: bool) -> Path:
     benchmark runs in (PYTHONDONTWRITEBYTECODE may be set) decides which case is measured.
     """
     target = folder / ("cached" if cached else "uncached")
-    shutil.copytree(ROOT / "healthcheck", target / "healthcheck",
+    shutil.copytree(common.ROOT / "healthcheck", target / "healthcheck",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy2(ROOT / "healthcheck_sessions.py", target)
+    shutil.copy2(common.COMMAND, target)
     if cached:
         compileall.compile_dir(target / "healthcheck", quiet=1)
     return target / "healthcheck_sessions.py"
@@ -104,16 +94,13 @@ def package_copy(folder: Path, cached: bool) -> Path:
 def floor_rows(folder: Path, repeats: int = 15) -> dict:
     """Wall times of an all-connected run (package with and without its bytecode cache, .pyz)
     and of the floor: the median and the fastest of `repeats` interleaved runs each."""
-    sys.path.insert(0, str(ROOT / "tools"))
+    sys.path.insert(0, str(common.ROOT / "tools"))
     from build_pyz import build
     commands = {"cached": package_copy(folder, cached=True),
                 "uncached": package_copy(folder, cached=False),
                 "pyz": build(folder / "healthcheck_sessions.pyz")}
     no_cache = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    sim = GatewaySimulator(secret=SECRET)
-    sim.add_channel("pixel12digital", "connected")
-    sim.add_channel("imobsites", "connected")
-    sim.start()
+    sim = common.connected_simulator(["pixel12digital", "imobsites"])
     runs = {name: [] for name in commands}
     try:
         env_file = write_env(folder, sim.url, 4)
