@@ -33,7 +33,7 @@ class Gateway(ABC):
     A client lists the sessions (`list_sessions`, mapping its own words onto conditions) and
     revives one without losing its login (`revive`); `abilities` says what revive can do, and
     `KEY_REFUSED` names its own settings when the key is refused. A new gateway is one module
-    with one subclass, and one line in the registry (gateways/__init__.py).
+    with one subclass, and its name and import in the registry (gateways/__init__.py).
     """
 
     abilities = Abilities(revive_transient=True, restart_connected=False)
