@@ -4,9 +4,9 @@
 Prints a Markdown table: for 10, 100 and 500 channels (40% not connected), list latency 1 s,
 kick latency 0.5 s, HEALTHCHECK_WORKERS 1, 4 and 16: wall time, the ideal
 (list latency + ceil(down / workers) * kick latency), their ratio and the child's peak memory
-(max RSS). Then an all-connected run of 2 channels without latency, as the script and as the
-one-file build, against the floor, `python -c "import requests"`. Not a test: figures for
-docs/performance.md.
+(max RSS). Then an all-connected run of 2 channels without latency, as the one-file build and
+as the script with its package (with and without the package's bytecode cache), against the
+floor, `python -c "import requests"`. Not a test: figures for docs/performance.md.
 
     .venv/bin/python bench/bench.py            # the full table (about 3 minutes)
     .venv/bin/python bench/bench.py --quick    # 10 and 100 channels only
