@@ -19,15 +19,10 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-
+import common  # puts tests/support (the simulators) on sys.path
 import databases
 import sqlalchemy
-from gateway_simulator import GatewaySimulator
-from peak_memory import run_measured
 
-SECRET = "bench-secret-0123456789"
 CHANNELS = 50
 ROWS = 300_000
 DAYS = 28
@@ -71,9 +66,7 @@ def _insert(connection, batch):
 
 
 def measure(env_file: Path) -> tuple[float, float, int]:
-    command = [sys.executable, str(ROOT / "healthcheck_sessions.py"), "--env-file", str(env_file)]
-    code, peak_kib, wall, out, err = run_measured(command, stdout=subprocess.PIPE,
-                                                  stderr=subprocess.PIPE)
+    code, peak_kib, wall, out, err = common.run_command(env_file, output=subprocess.PIPE)
     if code not in (0, 1):  # 1: random data can leave a busy channel quiet for an hour
         raise SystemExit(f"the script exited {code}: {out} {err}")
     return wall, peak_kib / 1024, code
@@ -83,14 +76,11 @@ def bench(kind: str, server, folder: Path) -> list[str]:
     url = server.new_database()
     now = datetime.now(timezone.utc)
     fill(url, kind, ROWS, now - timedelta(days=DAYS), now - timedelta(minutes=20), 0)
-    env_file = folder / f"{kind}.env"
     state = folder / f"{kind}-state.json"
-    env_file.write_text(f"WPP_GATEWAY_BASE_URL={SIM.url}\nWPP_GATEWAY_SECRET={SECRET}\n"
-                        f"HEALTHCHECK_LOG_FILE={folder}/{kind}.log\nHEALTHCHECK_STATE_FILE={state}\n"
-                        f"HEALTHCHECK_ACTIVITY_DB={url}\n"
-                        f"HEALTHCHECK_ACTIVITY_QUERY={SQLITE_QUERY if kind == 'sqlite' else QUERY}\n"
-                        f"HEALTHCHECK_ACTIVITY_TIMEOUT=120\nHEALTHCHECK_VERIFY_SECONDS=0\n")
-    env_file.chmod(0o600)
+    env_file = common.write_env(
+        folder / f"{kind}.env", SIM.url, LOG_FILE=folder / f"{kind}.log", STATE_FILE=state,
+        ACTIVITY_DB=url, ACTIVITY_QUERY=SQLITE_QUERY if kind == "sqlite" else QUERY,
+        ACTIVITY_TIMEOUT=120, VERIFY_SECONDS=0)
     first = measure(env_file)
     learned = json.loads(state.read_text())["activity"]
     counted = sum(int(n) for c in learned["channels"].values()
@@ -106,10 +96,7 @@ def bench(kind: str, server, folder: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    SIM = GatewaySimulator(secret=SECRET)
-    for number in range(CHANNELS):
-        SIM.add_channel(f"ch{number}", "connected")
-    SIM.start()
+    SIM = common.connected_simulator(f"ch{number}" for number in range(CHANNELS))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("sqlite", "mariadb"):

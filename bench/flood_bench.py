@@ -17,30 +17,25 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-
-from conftest import Recorder
+import common  # puts tests/support (the simulators) on sys.path
 from gateway_simulator import GatewaySimulator
 
-SECRET = "bench-secret-0123456789"
+sys.path.insert(0, str(common.ROOT / "tests"))
+from conftest import Recorder  # the tests' webhook receiver
+
 CHANNELS = 4000
 RUNS = 8
 
 
 def flood(id_chars: int, folder: Path) -> list[str]:
-    sim = GatewaySimulator(secret=SECRET)
+    sim = GatewaySimulator(secret=common.SECRET)
     sim.start()
     hook = Recorder()
     hook.status = 500
     log, state = folder / "flood.log", folder / "state.json"
-    env_file = folder / "flood.env"
-    env_file.write_text(f"WPP_GATEWAY_BASE_URL={sim.url}\nWPP_GATEWAY_SECRET={SECRET}\n"
-                        f"HEALTHCHECK_LOG_FILE={log}\nHEALTHCHECK_STATE_FILE={state}\n"
-                        f"HEALTHCHECK_VERIFY_SECONDS=0\nHEALTHCHECK_WORKERS=16\n"
-                        f"HEALTHCHECK_DEADLINE=300\nHEALTHCHECK_QR_TIMEOUT=10\n"
-                        f"HEALTHCHECK_ALERT_WEBHOOK_URL={hook.url}/hook\n")
-    env_file.chmod(0o600)
+    env_file = common.write_env(
+        folder / "flood.env", sim.url, LOG_FILE=log, STATE_FILE=state, VERIFY_SECONDS=0,
+        WORKERS=16, DEADLINE=300, QR_TIMEOUT=10, ALERT_WEBHOOK_URL=f"{hook.url}/hook")
     rows = []
     try:
         for run in range(1, RUNS + 1):
@@ -51,9 +46,9 @@ def flood(id_chars: int, folder: Path) -> list[str]:
             before_bytes = log.stat().st_size if log.exists() else 0
             before_lines = len(log.read_text().splitlines()) if log.exists() else 0
             hook.requests.clear()
-            subprocess.run([sys.executable, str(ROOT / "healthcheck_sessions.py"),
-                            "--env-file", str(env_file)], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, check=False, timeout=600)
+            subprocess.run([sys.executable, str(common.COMMAND), "--env-file", str(env_file)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+                           timeout=600)
             kept = json.loads(state.read_text()).get("pending_alerts", [])
             largest = max((len(r["body"]) for r in hook.requests), default=0)
             rows.append(f"| {id_chars} | {run} | {sim.count('qr'):,} | "

@@ -10,16 +10,12 @@ Not a test: figures for the README.
     .venv/bin/python bench/gateways_bench.py
 """
 
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-
+import common  # puts tests/support (the simulators) on sys.path
 from backend_simulators import SIMULATORS
-from peak_memory import run_measured
 
 KEY = "bench-key-0123456789"
 SESSIONS, DOWN, LATENCY = 200, 20, 0.05
@@ -42,17 +38,11 @@ def simulator(kind: str):
 
 def row(kind: str, workers: int, folder: Path) -> str:
     sim = simulator(kind)
-    env_file = folder / f"{kind}-{workers}.env"
-    env_file.write_text(f"HEALTHCHECK_GATEWAY={kind}\nHEALTHCHECK_GATEWAY_URL={sim.url}\n"
-                        f"HEALTHCHECK_GATEWAY_KEY={KEY}\nHEALTHCHECK_WORKERS={workers}\n"
-                        f"HEALTHCHECK_LOG_FILE={folder}/{kind}-{workers}.log\n"
-                        f"HEALTHCHECK_STATE_FILE={folder}/{kind}-{workers}.json\n"
-                        f"HEALTHCHECK_VERIFY_SECONDS=0\n")
-    env_file.chmod(0o600)
+    env_file = common.write_env(folder / f"{kind}-{workers}.env", sim.url, KEY, GATEWAY=kind,
+                                WORKERS=workers, LOG_FILE=folder / f"{kind}-{workers}.log",
+                                STATE_FILE=folder / f"{kind}-{workers}.json", VERIFY_SECONDS=0)
     try:
-        code, peak, wall, _, _ = run_measured(
-            [sys.executable, str(ROOT / "healthcheck_sessions.py"), "--env-file", str(env_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        code, peak, wall, _, _ = common.run_command(env_file)
     finally:
         sim.stop()
     calls = len(sim.requests)

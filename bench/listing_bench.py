@@ -12,18 +12,13 @@ as it is. Not a test: figures for the README's performance section.
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-
+import common  # puts tests/support (the simulators) on sys.path
 from gateway_simulator import Fault, GatewaySimulator
-from peak_memory import run_measured
 
-SECRET = "bench-secret-0123456789"
 CHANNELS = 200_000
 
 
@@ -34,22 +29,17 @@ def listing(down: bool) -> bytes:
 
 
 def row(folder: Path, down: bool, deadline: int, *args: str) -> dict:
-    sim = GatewaySimulator(secret=SECRET)
+    sim = GatewaySimulator(secret=common.SECRET)
     sim.set_fault("list", Fault("response", 200, listing(down)))
     sim.set_fault("qr", Fault("response", 200, json.dumps({"success": True,
                                                            "status": "connected"})))
     sim.start()
     metrics = folder / "whatsapp.prom"
-    env_file = folder / "listing.env"
-    env_file.write_text(f"WPP_GATEWAY_BASE_URL={sim.url}\nWPP_GATEWAY_SECRET={SECRET}\n"
-                        f"HEALTHCHECK_LOG_FILE={folder}/logs/bench.log\n"
-                        f"HEALTHCHECK_METRICS_FILE={metrics}\nHEALTHCHECK_WORKERS=16\n"
-                        f"HEALTHCHECK_VERIFY_SECONDS=0\n")
-    env_file.chmod(0o600)
+    env_file = common.write_env(folder / "listing.env", sim.url,
+                                LOG_FILE=folder / "logs" / "bench.log", METRICS_FILE=metrics,
+                                WORKERS=16, VERIFY_SECONDS=0)
     try:
-        code, peak_kib, wall, _, _ = run_measured(
-            [sys.executable, str(ROOT / "healthcheck_sessions.py"), "--env-file", str(env_file),
-             "-t", str(deadline), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        code, peak_kib, wall, _, _ = common.run_command(env_file, "-t", str(deadline), *args)
     finally:
         sim.stop()
     size = metrics.stat().st_size if metrics.exists() else 0

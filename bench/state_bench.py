@@ -18,14 +18,10 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-
+import common  # puts tests/support (the simulators) on sys.path
 import sqlalchemy
 from gateway_simulator import GatewaySimulator
-from peak_memory import run_measured
 
-SECRET = "bench-secret-0123456789"
 CHANNELS = 6000
 RUNS = 3
 SHAPES = {"one message each": (0.01,), "two messages 27 days apart": (27, 0.01)}
@@ -45,18 +41,14 @@ def bench(sim: GatewaySimulator, shape: str, folder: Path) -> list[str]:
             for n in range(CHANNELS) for days in SHAPES[shape]])
     engine.dispose()
     log, state = folder / "state.log", folder / "state.json"
-    env_file = folder / "state.env"
-    env_file.write_text(f"WPP_GATEWAY_BASE_URL={sim.url}\nWPP_GATEWAY_SECRET={SECRET}\n"
-                        f"HEALTHCHECK_LOG_FILE={log}\nHEALTHCHECK_STATE_FILE={state}\n"
-                        f"HEALTHCHECK_ACTIVITY_DB=sqlite:///{database}\n"
-                        f"HEALTHCHECK_ACTIVITY_QUERY=SELECT channel, received_at FROM inbound "
-                        f"WHERE received_at > :since\nHEALTHCHECK_VERIFY_SECONDS=0\n")
-    env_file.chmod(0o600)
+    env_file = common.write_env(
+        folder / "state.env", sim.url, LOG_FILE=log, STATE_FILE=state,
+        ACTIVITY_DB=f"sqlite:///{database}",
+        ACTIVITY_QUERY="SELECT channel, received_at FROM inbound WHERE received_at > :since",
+        VERIFY_SECONDS=0)
     rows = []
     for run in range(1, RUNS + 1):
-        code, peak_kib, wall, out, err = run_measured(
-            [sys.executable, str(ROOT / "healthcheck_sessions.py"), "--env-file", str(env_file)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        code, peak_kib, wall, out, err = common.run_command(env_file, output=subprocess.PIPE)
         if code != 0 or "unreadable" in (log.read_text() if log.exists() else ""):
             raise SystemExit(f"run {run} exited {code}: {out} {err}")
         kept = len(json.loads(state.read_text())["activity"]["channels"])
@@ -66,10 +58,7 @@ def bench(sim: GatewaySimulator, shape: str, folder: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    SIM = GatewaySimulator(secret=SECRET)
-    for number in range(CHANNELS):
-        SIM.add_channel(f"ch{number:05}", "connected")
-    SIM.start()
+    SIM = common.connected_simulator(f"ch{number:05}" for number in range(CHANNELS))
     rows = []
     try:
         for shape in SHAPES:

@@ -186,13 +186,18 @@ OUTCOME_STATES = {
 }
 
 
+def in_venv() -> bool:
+    """True when the running Python is a venv's (its pip installs into that venv)."""
+    return sys.prefix != sys.base_prefix
+
+
 def install_hint(requirements: str) -> str:
     """Return the command that installs `requirements` for the script, a venv's pip first.
 
     Debian 12, Ubuntu 23.04 and later refuse a system-wide `pip install` (PEP 668): outside a
     venv, the way that works everywhere is a venv beside the script, run by cron.
     """
-    if sys.prefix != sys.base_prefix:  # already in a venv: install into it
+    if in_venv():  # install into it
         return f"{sys.executable} -m pip install {requirements}"
     return (f"cd {SCRIPT_DIR} && python3 -m venv .venv && .venv/bin/pip install {requirements}"
             f", then run the script with {SCRIPT_DIR}/.venv/bin/python")

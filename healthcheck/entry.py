@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from .constants import DEFAULT_LOG_FILE, SCRIPT_DIR, UNKNOWN, install_hint
+from .constants import DEFAULT_LOG_FILE, SCRIPT_DIR, UNKNOWN, in_venv, install_hint
 from .files import append_log
 
 
@@ -17,7 +17,7 @@ def _new_run_id() -> str:
 def _report_missing_package(package: str) -> int:
     """Say which package this Python lacks and how to fix it; log it where the log would be."""
     name = {"dotenv": "python-dotenv"}.get(package, package)
-    if sys.prefix != sys.base_prefix:
+    if in_venv():
         fix = (f"install it into that venv ({install_hint('-r requirements.txt')}), or point "
                f"cron at the Python of the venv that has it (.venv/bin/python "
                f"healthcheck_sessions.py)")

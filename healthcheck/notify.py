@@ -49,11 +49,12 @@ def webhook_kind(url: str) -> str:
     return "markdown"
 
 
+# Patterns, compiled (and cached by re) when an alert is rendered, not by every run's import.
 #: Markdown punctuation that starts emphasis, code, links, images, headings or tables in
 #: Mattermost and Rocket.Chat; a backslash before it shows it as it is.
-_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_~\[\]#|])")
+_MARKDOWN_PUNCTUATION = r"([\\`*_~\[\]#|])"
 #: A list marker (-, +, 1., 1)) at the start of an item's text would nest a list in the bullet.
-_LIST_MARKER = re.compile(r"^(\d*)([-+.)])")
+_LIST_MARKER = r"^(\d*)([-+.)])"
 
 
 def webhook_text(text: str, kind: str) -> str:
@@ -72,8 +73,8 @@ def webhook_text(text: str, kind: str) -> str:
     lines = []
     for line in text.split("\n"):
         bullet, body = ("- ", line[2:]) if line.startswith("- ") else ("", line)
-        body = _MARKDOWN_PUNCTUATION.sub(r"\\\1", body)
-        body = _LIST_MARKER.sub(r"\1\\\2", body)
+        body = re.sub(_MARKDOWN_PUNCTUATION, r"\\\1", body)
+        body = re.sub(_LIST_MARKER, r"\1\\\2", body)
         lines.append(bullet + re.sub(r"([@~])", "\\1\u200b", body))
     return "\n".join(lines)
 

@@ -9,7 +9,6 @@ from typing import Callable, Optional
 
 from .bounded import run_bounded
 from .constants import OK, PROGRAM, REVIVE_OUTCOMES, STATE_VERSION, UNKNOWN, WARNING, __version__
-from .database import read_activity
 from .errors import HealthcheckError
 from .files import RunLock, append_log, load_state, save_state, write_metrics
 from .gateways import GATEWAYS
@@ -380,6 +379,7 @@ def read_silences(settings: Settings, run: RunContext, previous: dict, listing: 
     """
     if not settings.activity:
         return previous, {}
+    from .database import read_activity  # SQLAlchemy and the reader: only with a source
     try:
         activity = read_activity(settings.activity, previous,
                                  {channel_key(c.id) for c in listing.channels},

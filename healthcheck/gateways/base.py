@@ -32,9 +32,10 @@ class Gateway(ABC):
     """The interface of a gateway client, and what every client shares: its HTTP client.
 
     A client lists the sessions (`list_sessions`, mapping its own words onto conditions) and
-    revives one without losing its login (`revive`); `abilities` says what revive can do, and
-    `KEY_REFUSED` names its own settings when the key is refused. A new gateway is one module
-    with one subclass, and one line in the registry (gateways/__init__.py).
+    revives one without losing its login (`revive`); `abilities` says what revive can do,
+    `KEY_REFUSED` names its own settings when the key is refused, and `BACKEND` and
+    `USUAL_PORT` word its advice. A new gateway is one module with one subclass, and one line
+    in the registry's CLIENTS table (gateways/__init__.py).
     """
 
     abilities = Abilities(revive_transient=True, restart_connected=False)

@@ -8,15 +8,8 @@ from ..errors import HealthcheckError
 from ..model import Channel, Listing, Revival
 from ..settings import Settings
 from ..text import clean_text
+from . import http
 from .base import Abilities, Gateway, every_read_failed, unread_channel
-from .http import (
-    Answer,
-    channel_path,
-    checked_id,
-    describe_http_failure,
-    entries_in_time,
-    json_answer,
-)
 
 WPPCONNECT_CONDITIONS = {"CONNECTED": "connected", "INITIALIZING": "transient",
                          "QRCODE": "needs_person", "PHONECODE": "needs_person",
@@ -54,15 +47,15 @@ class WppconnectGateway(Gateway):
         if answer.status == 400 and b"incorrect" in answer.body[:1000]:
             raise HealthcheckError("listing sessions: HTTP 400, the server refused the key "
                                    "(SECRET_KEY); check HEALTHCHECK_GATEWAY_KEY", CRITICAL)
-        data = json_answer(answer, "listing sessions")
+        data = http.json_answer(answer, "listing sessions")
         names = data.get("response") if isinstance(data, dict) else None
         if not isinstance(names, list):
             raise HealthcheckError("listing sessions: the answer holds no session list; check "
                                    "HEALTHCHECK_GATEWAY_URL and the WPPConnect-Server version")
         problems, checked = [], {}  # a dict keeps the order and finds duplicates at once
-        for position, value in entries_in_time(names, self.budget_end, "listing sessions"):
-            name = checked_id({"name": value}, "name", position, problems,
-                              self.http.origin)
+        for position, value in http.entries_in_time(names, self.budget_end, "listing sessions"):
+            name = http.checked_id({"name": value}, "name", position, problems,
+                                   self.http.origin)
             if name is not None:
                 checked.setdefault(name, None)
         found = run_bounded([lambda n=n: self._state(n) for n in checked],
@@ -76,8 +69,8 @@ class WppconnectGateway(Gateway):
     def _token(self, name: str) -> str:
         if name not in self._tokens:
             answer = self.http.session_call(
-                "POST", f"/api/{channel_path(name)}/{self._secret_path()}/generate-token")
-            data = json_answer(answer, "minting its token")
+                "POST", f"/api/{http.channel_path(name)}/{self._secret_path()}/generate-token")
+            data = http.json_answer(answer, "minting its token")
             token = data.get("token") if isinstance(data, dict) else None
             if not isinstance(token, str) or not token:
                 raise HealthcheckError("minting its token: the answer holds no token")
@@ -86,16 +79,16 @@ class WppconnectGateway(Gateway):
             self._tokens[name] = token
         return self._tokens[name]
 
-    def _session_call(self, method: str, name: str, action: str, **kwargs) -> "Answer":
-        return self.http.session_call(method, f"/api/{channel_path(name)}/{action}",
+    def _session_call(self, method: str, name: str, action: str, **kwargs) -> "http.Answer":
+        return self.http.session_call(method, f"/api/{http.channel_path(name)}/{action}",
                                       headers={"Authorization": f"Bearer {self._token(name)}"},
                                       **kwargs)
 
     def _state(self, name: str):
         """Return the session as a Channel, or the error text."""
         try:
-            data = json_answer(self._session_call("GET", name, "status-session"),
-                               "reading its status")
+            data = http.json_answer(self._session_call("GET", name, "status-session"),
+                                    "reading its status")
             word = data.get("status") if isinstance(data, dict) else None
             word = clean_text(word.strip().upper())[:40] if isinstance(word, str) else "CLOSED"
             condition = WPPCONNECT_CONDITIONS.get(word, "transient")
@@ -107,8 +100,8 @@ class WppconnectGateway(Gateway):
             if word != "CONNECTED":
                 return Channel(name, word, condition)
             # status-session says CONNECTED even when the browser page has died.
-            alive = json_answer(self._session_call("GET", name, "check-connection-session"),
-                                "checking its page")
+            alive = http.json_answer(
+                self._session_call("GET", name, "check-connection-session"), "checking its page")
             if isinstance(alive, dict) and alive.get("status") is True:
                 return Channel(name, word, "connected")
             return Channel(name, word, "stopped", "CONNECTED but its page is dead "
@@ -129,10 +122,11 @@ class WppconnectGateway(Gateway):
             # here means the client object is gone already; start-session still works.
             closed = self._session_call("POST", channel.id, "close-session")
             if not (200 <= closed.status < 300 or closed.status == 500):
-                return Revival("failed", describe_http_failure(closed, "close-session call"))
+                return Revival("failed",
+                               http.describe_http_failure(closed, "close-session call"))
         answer = self._session_call("POST", channel.id, "start-session", json_body={})
         if not 200 <= answer.status < 300:
-            return Revival("failed", describe_http_failure(answer, "start-session call"))
+            return Revival("failed", http.describe_http_failure(answer, "start-session call"))
         if channel.condition == "needs_person":
             return Revival("qr_issued", "start-session requested to show a new QR: "
                                         f"{channel.detail or WPPCONNECT_LOGIN_GONE}")

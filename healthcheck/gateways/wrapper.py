@@ -42,10 +42,7 @@ class WrapperGateway(Gateway):
         return {"X-Gateway-Secret": key}
 
     def key_refused(self, answer: "Answer") -> str:
-        try:
-            body = answer.json()
-        except ValueError:
-            body = None
+        body = _json_or_none(answer)
         for name, kind, fields in self.FOREIGN_REFUSALS:
             if isinstance(body, dict) and all(body.get(k) == v for k, v in fields.items()):
                 return (f"HEALTHCHECK_GATEWAY is wrapper: is this {name} server? It refused "
@@ -117,6 +114,14 @@ def _entry_id_field(entry) -> str:
     return "id"
 
 
+def _json_or_none(answer: Answer):
+    """Return the answer's decoded JSON body, None when it is not JSON."""
+    try:
+        return answer.json()
+    except ValueError:
+        return None
+
+
 def is_not_started(answer: Answer) -> bool:
     """True when the gateway says the WPPConnect client is not running (CLOSED)."""
     return b"session not started" in answer.body[:MAX_QUOTE_CHARS * 10].lower()
@@ -130,10 +135,7 @@ def classify_qr_answer(answer: Answer) -> Revival:
         return Revival("already_connected", "the gateway answered as for a connected session")
     if not 200 <= answer.status < 300:
         return Revival("failed", describe_http_failure(answer, "reconnect call"))
-    try:
-        data = answer.json()
-    except ValueError:
-        data = None
+    data = _json_or_none(answer)
     if not isinstance(data, dict):
         return Revival("failed", f"reconnect call: HTTP {answer.status} without a JSON object; "
                                  f"check {answer.origin.url_setting}")
@@ -162,10 +164,7 @@ def classify_start_answer(answer: Answer) -> Revival:
                                  "start-session route (HTTP 404): start it from the panel")
     if not 200 <= answer.status < 300:
         return Revival("failed", describe_http_failure(answer, "start-session call"))
-    try:
-        data = answer.json()
-    except ValueError:
-        data = None
+    data = _json_or_none(answer)
     if isinstance(data, dict) and data.get("success") is False:
         return Revival("failed", "start-session refused: "
                                  f"{answer.origin.quote(answer.error_text() or 'no reason')}")

@@ -82,11 +82,14 @@ def test_only_the_cli_prints_exits_or_handles_signals():
 
 def test_each_gateway_is_one_module_behind_the_declared_interface():
     gateways = modules()["gateways"]
-    registered = [n for n in ast.walk(gateways) if isinstance(n, ast.ImportFrom)]
-    assert {n.module for n in registered} == {"wrapper", "waha", "evolution", "wppconnect"}
-    for module in ("wrapper", "waha", "evolution", "wppconnect"):
+    table = next(n.value for n in gateways.body if isinstance(n, ast.Assign)
+                 and [ast.unparse(t) for t in n.targets] == ["CLIENTS"])
+    registered = ast.literal_eval(table)  # one line per gateway: kind -> (module, class)
+    assert set(registered) == {"wrapper", "waha", "evolution", "wppconnect"}
+    for module, name in registered.values():
         tree = modules()[f"gateways.{module}"]
         classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+        assert [c.name for c in classes] == [name], module
         assert [ast.unparse(b) for c in classes for b in c.bases] == ["Gateway"], module
 
 
