@@ -416,3 +416,31 @@ def activity_db(request, database_servers):
 def sqlite_db(database_servers):
     """A fresh SQLite activity database: for cases that do not depend on the server."""
     return ActivityDatabase("sqlite", database_servers("sqlite").new_database())
+
+
+@pytest.fixture(scope="module")
+def module_simulator(request):
+    """One simulator for a whole test module, from the module's `start_simulator()`
+    (tests/gateways/: one gateway's simulator, started once per file)."""
+    simulator = request.module.start_simulator()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def sim(module_simulator, request):
+    """The module's simulator, emptied for this test by the module's `empty(simulator)`; no
+    forbidden call (one that would throw a login away) may reach it."""
+    module_simulator.faults.clear()
+    module_simulator.requests.clear()
+    request.module.empty(module_simulator)
+    yield module_simulator
+    assert module_simulator.calls("forbidden") == []
+
+
+def gateway_client(values: dict):
+    """The gateway client a run would build from these settings, with the tests' timeouts."""
+    import time
+    settings = settings_from({**values, **FAST_SETTINGS})
+    from healthcheck.gateways import GATEWAYS
+    return GATEWAYS[settings.gateway](settings, time.monotonic() + 20)

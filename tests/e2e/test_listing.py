@@ -3,19 +3,13 @@
 import pytest
 
 
-@pytest.mark.parametrize("shape", ["channels", "data", "bare"])
-def test_every_list_shape_is_accepted(run_check, gateway, shape):
-    gateway.list_shape = shape
-    gateway.add_channel("imobsites", "qr_required")
-    run = run_check()
-    assert run.code == 1, run.stdout
-    assert [c["channel"] for c in gateway.calls("qr")] == ["imobsites"]
-
-
-@pytest.mark.parametrize("field", ["name", "channel_id"])
-def test_older_id_fields_are_accepted(run_check, gateway, field):
-    gateway.id_field = field
-    gateway.add_channel("imobsites", "disconnected")
+@pytest.mark.parametrize("variant, value, status", [
+    *(("list_shape", shape, "qr_required") for shape in ("channels", "data", "bare")),
+    *(("id_field", field, "disconnected") for field in ("name", "channel_id")),  # older ids
+])
+def test_every_list_shape_and_id_field_is_accepted(run_check, gateway, variant, value, status):
+    setattr(gateway, variant, value)
+    gateway.add_channel("imobsites", status)
     run = run_check()
     assert run.code == 1, run.stdout
     assert [c["channel"] for c in gateway.calls("qr")] == ["imobsites"]

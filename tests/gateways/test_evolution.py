@@ -6,43 +6,31 @@ instance's state lags the live one, as the real server's does. No call may log o
 """
 
 import sys
-import time
 
 import pytest
 from backend_simulators import EvolutionSimulator
-from conftest import BACKEND_KEY, FAST_SETTINGS, ROOT, settings_for, settings_from
+from conftest import BACKEND_KEY, ROOT, gateway_client, settings_for
 from gateway_simulator import html_fault
 
 sys.path.insert(0, str(ROOT))
 from healthcheck.constants import CRITICAL
 from healthcheck.errors import HealthcheckError
-from healthcheck.gateways import GATEWAYS
 from healthcheck.gateways.evolution import EVOLUTION_NOT_LOADED, EVOLUTION_RESTART_ADVICE
 from healthcheck.model import Channel, Revival
 
 
-@pytest.fixture(scope="module")
-def server():
+def start_simulator():
     """One Evolution API simulator for the whole module."""
-    sim = EvolutionSimulator(secret=BACKEND_KEY).start()
-    yield sim
-    sim.stop()
+    return EvolutionSimulator(secret=BACKEND_KEY).start()
 
 
-@pytest.fixture
-def sim(server):
-    """The module's simulator, emptied for this test; no forbidden call may reach it."""
-    server.instances.clear()
-    server.faults.clear()
-    server.requests.clear()
-    server.license_required = False
-    yield server
-    assert server.calls("forbidden") == []
+def empty(simulator):
+    simulator.instances.clear()
+    simulator.license_required = False
 
 
 def client(sim, **extra):
-    settings = settings_from({**settings_for("evolution", sim), **FAST_SETTINGS, **extra})
-    return GATEWAYS[settings.gateway](settings, time.monotonic() + 20)
+    return gateway_client({**settings_for("evolution", sim), **extra})
 
 
 def listed(sim) -> dict:

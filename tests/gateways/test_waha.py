@@ -7,41 +7,29 @@ may destroy a login or stop the server.
 """
 
 import sys
-import time
 
 import pytest
 from backend_simulators import WahaSimulator
-from conftest import BACKEND_KEY, FAST_SETTINGS, ROOT, settings_for, settings_from
+from conftest import BACKEND_KEY, ROOT, gateway_client, settings_for
 from gateway_simulator import html_fault
 
 sys.path.insert(0, str(ROOT))
 from healthcheck.constants import CRITICAL
 from healthcheck.errors import HealthcheckError
-from healthcheck.gateways import GATEWAYS
 from healthcheck.model import Channel, Revival
 
 
-@pytest.fixture(scope="module")
-def server():
+def start_simulator():
     """One WAHA simulator for the whole module."""
-    sim = WahaSimulator(secret=BACKEND_KEY).start()
-    yield sim
-    sim.stop()
+    return WahaSimulator(secret=BACKEND_KEY).start()
 
 
-@pytest.fixture
-def sim(server):
-    """The module's simulator, emptied for this test; no forbidden call may reach it."""
-    server.sessions.clear()
-    server.faults.clear()
-    server.requests.clear()
-    yield server
-    assert server.calls("forbidden") == []
+def empty(simulator):
+    simulator.sessions.clear()
 
 
 def client(sim, **extra):
-    settings = settings_from({**settings_for("waha", sim), **FAST_SETTINGS, **extra})
-    return GATEWAYS[settings.gateway](settings, time.monotonic() + 20)
+    return gateway_client({**settings_for("waha", sim), **extra})
 
 
 def listed(sim) -> dict:

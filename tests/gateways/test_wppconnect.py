@@ -8,41 +8,29 @@ a session's data or stop the server.
 """
 
 import sys
-import time
 
 import pytest
 from backend_simulators import WppconnectSimulator
-from conftest import BACKEND_KEY, FAST_SETTINGS, ROOT, settings_for, settings_from
+from conftest import BACKEND_KEY, ROOT, gateway_client, settings_for
 
 sys.path.insert(0, str(ROOT))
 from healthcheck.constants import CRITICAL, WPPCONNECT_LOGIN_GONE
 from healthcheck.errors import HealthcheckError
-from healthcheck.gateways import GATEWAYS
 from healthcheck.model import Channel
 
 
-@pytest.fixture(scope="module")
-def server():
+def start_simulator():
     """One WPPConnect-Server simulator for the whole module; sessions start at once."""
-    sim = WppconnectSimulator(secret=BACKEND_KEY, start_seconds=0.0).start()
-    yield sim
-    sim.stop()
+    return WppconnectSimulator(secret=BACKEND_KEY, start_seconds=0.0).start()
 
 
-@pytest.fixture
-def sim(server):
-    """The module's simulator, emptied for this test; no forbidden call may reach it."""
-    server.sessions.clear()
-    server.tokens.clear()
-    server.faults.clear()
-    server.requests.clear()
-    yield server
-    assert server.calls("forbidden") == []
+def empty(simulator):
+    simulator.sessions.clear()
+    simulator.tokens.clear()
 
 
 def client(sim, **extra):
-    settings = settings_from({**settings_for("wppconnect", sim), **FAST_SETTINGS, **extra})
-    return GATEWAYS[settings.gateway](settings, time.monotonic() + 20)
+    return gateway_client({**settings_for("wppconnect", sim), **extra})
 
 
 def test_the_registry_gives_the_wppconnect_client(sim):

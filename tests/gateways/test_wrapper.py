@@ -6,42 +6,29 @@ comes back is checked as the model's Listing, Channel and Kick.
 """
 
 import sys
-import time
 
 import pytest
-from conftest import FAST_SETTINGS, ROOT, SECRET, settings_from
+from conftest import ROOT, SECRET, gateway_client
 from gateway_simulator import GatewaySimulator, json_fault
 
 sys.path.insert(0, str(ROOT))
 from healthcheck.constants import CRITICAL, UNKNOWN
 from healthcheck.errors import HealthcheckError
-from healthcheck.gateways import GATEWAYS
 from healthcheck.model import Channel, Revival
 
 
-@pytest.fixture(scope="module")
-def server():
+def start_simulator():
     """One wrapper simulator for the whole module."""
-    sim = GatewaySimulator(secret=SECRET).start()
-    yield sim
-    sim.stop()
+    return GatewaySimulator(secret=SECRET).start()
 
 
-@pytest.fixture
-def sim(server):
-    """The module's simulator, emptied for this test."""
-    server.channels.clear()
-    server.faults.clear()
-    server.requests.clear()
-    server.list_shape, server.raw_list = "channels", None
-    return server
+def empty(simulator):
+    simulator.channels.clear()
+    simulator.list_shape, simulator.raw_list = "channels", None
 
 
 def client(sim, **extra):
-    """The wrapper client a run would build for `sim`."""
-    settings = settings_from({"WPP_GATEWAY_BASE_URL": sim.url, "WPP_GATEWAY_SECRET": SECRET,
-                              **FAST_SETTINGS, **extra})
-    return GATEWAYS[settings.gateway](settings, time.monotonic() + 20)
+    return gateway_client({"WPP_GATEWAY_BASE_URL": sim.url, "WPP_GATEWAY_SECRET": SECRET, **extra})
 
 
 def test_the_registry_builds_the_wrapper_client_from_the_default_settings(sim):
