@@ -247,7 +247,7 @@ def check_gateway(settings: Settings, run: RunContext, state: dict,
     # so that the run still ends within the deadline whatever the listing's size.
     revive_end = run.budget_end - 2 * (time.process_time() - cpu_started)
     revivals = revive(gateway, run, plan.revivals, revive_end)
-    made = [c for c, k in revivals if k.outcome in REVIVE_OUTCOMES]
+    made = [channel for channel, revival in revivals if revival.outcome in REVIVE_OUTCOMES]
     relisted: dict[str, Channel] = {}
     verified = run.effects.verify(gateway, made, settings.verify_seconds, revive_end, report,
                                   relisted)
@@ -282,11 +282,13 @@ def list_channels(gateway) -> Listing:
             masked[text] = redact(text)
         return masked[text]
 
-    listing.channels = [
-        channel if mask(channel.status) == channel.status and mask(channel.detail) ==
-        channel.detail else dataclasses.replace(channel, status=mask(channel.status),
-                                                detail=mask(channel.detail))
-        for channel in listing.channels]
+    channels = []
+    for channel in listing.channels:
+        status, detail = mask(channel.status), mask(channel.detail)
+        if (status, detail) != (channel.status, channel.detail):
+            channel = dataclasses.replace(channel, status=status, detail=detail)
+        channels.append(channel)
+    listing.channels = channels
     return listing
 
 
