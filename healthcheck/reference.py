@@ -100,9 +100,9 @@ SETTINGS = (
                'incidents across runs (default healthcheck-state.json by the log)'),
     SettingDoc('HEALTHCHECK_VERIFY_SECONDS',
                '`30`',
-               'after the kicks, wait this long and list again (`reconnected` / `still_down`); '
-               '`0` turns it off',
-               'wait, then list again to check the kicks (default 30; 0 off)'),
+               'after the revive calls, wait this long and list again (`reconnected` / '
+               '`still_down`); `0` turns it off',
+               'wait, then list again to check the revived channels (default 30; 0 off)'),
     SettingDoc('HEALTHCHECK_ALERT_AFTER',
                '`2`',
                'runs down in a row before a person is told (a QR is told at once)',
@@ -192,9 +192,9 @@ SETTINGS = (
                '--status: a last run older than this is CRITICAL (default 35)'),
     SettingDoc('HEALTHCHECK_QR_RETRY_HOURS',
                '`6`',
-               'after a kick that issued a QR: kick again on runs 2, 4, 8, 16... of the incident,'
-               ' then this often, and at once when the status changes',
-               'after a QR, kick on runs 2, 4, 8... then this often (default 6)'),
+               'after a revive that issued a QR: revive again on runs 2, 4, 8, 16... of the '
+               'incident, then this often, and at once when the status changes',
+               'after a QR, revive on runs 2, 4, 8... then this often (default 6)'),
     SettingDoc('HEALTHCHECK_ACTIVITY_DB',
                '',
                'where inbound messages are stored: an SQLAlchemy URL (`sqlite:////abs/path.db`, '
