@@ -444,3 +444,8 @@ def gateway_client(values: dict):
     settings = settings_from({**values, **FAST_SETTINGS})
     from healthcheck.gateways import GATEWAYS
     return GATEWAYS[settings.gateway](settings, time.monotonic() + 20)
+
+
+def listed_channels(client) -> dict:
+    """The channels a gateway client lists now, by id."""
+    return {channel.id: channel for channel in client.list_sessions().channels}

@@ -267,29 +267,30 @@ def markup_alert(run_check, gateway, recorder, path: str) -> dict:
     return payload
 
 
-def test_mattermost_webhook_text_has_no_mention_link_or_markup(run_check, gateway, recorder):
-    payload = markup_alert(run_check, gateway, recorder, "/hooks/xq5d1b3ktfy9mpw3bx4oc4pn7a")
+@pytest.mark.parametrize("path, first, second", [
+    # Mattermost (and Rocket.Chat): Markdown escaped, mentions broken by a zero-width space.
+    ("/hooks/xq5d1b3ktfy9mpw3bx4oc4pn7a",
+     "@\u200bchannel \\[Scan the QR\\](http://evil.example/qr) \\~\u200btown \\*now\\* \\`x\\` "
+     "\\# \\| &lt;!here&gt; &amp;", "1\\. vendas\\_sp"),
+    # Slack: its own rule (&, <, >) and mrkdwn off, so *now*, `x` and ~town show as typed.
+    ("/services/T000/B000/XXXXXXXX",
+     "@channel [Scan the QR](http://evil.example/qr) ~town *now* `x` # | &lt;!here&gt; &amp;",
+     "1. vendas_sp"),
+])
+def test_webhook_text_has_no_mention_link_or_markup_for_its_renderer(run_check, gateway,
+                                                                      recorder, path, first,
+                                                                      second):
+    payload = markup_alert(run_check, gateway, recorder, path)
     since = payload["items"][0]["since"]
+    scan = f"a person must scan a new QR code in the panel now (since {since}, 1 run, 1 kick)"
     assert payload["text"].split("\n") == [
-        f"WhatsApp sessions CRITICAL on {socket.gethostname()}:",
-        "- @\u200bchannel \\[Scan the QR\\](http://evil.example/qr) \\~\u200btown \\*now\\* "
-        "\\`x\\` \\# \\| &lt;!here&gt; &amp;: a person must scan a new QR code in the panel now "
-        f"(since {since}, 1 run, 1 kick)",
-        "- 1\\. vendas\\_sp: a person must scan a new QR code in the panel now "
-        f"(since {since}, 1 run, 1 kick)"]
-    assert set(payload) == {"text", "state", "host", "run_id", "sent_at", "items", "more_items"}
-
-
-def test_slack_webhook_text_is_plain_and_escaped_by_slacks_rule(run_check, gateway, recorder):
-    payload = markup_alert(run_check, gateway, recorder, "/services/T000/B000/XXXXXXXX")
-    since = payload["items"][0]["since"]
-    assert payload["text"].split("\n") == [
-        f"WhatsApp sessions CRITICAL on {socket.gethostname()}:",
-        "- @channel [Scan the QR](http://evil.example/qr) ~town *now* `x` # | &lt;!here&gt; "
-        f"&amp;: a person must scan a new QR code in the panel now (since {since}, 1 run, 1 kick)",
-        "- 1. vendas_sp: a person must scan a new QR code in the panel now "
-        f"(since {since}, 1 run, 1 kick)"]
-    assert payload["mrkdwn"] is False  # Slack shows *now*, `x` and ~town as typed
+        f"WhatsApp sessions CRITICAL on {socket.gethostname()}:", f"- {first}: {scan}",
+        f"- {second}: {scan}"]
+    if "/services/" in path:
+        assert payload["mrkdwn"] is False
+    else:
+        assert set(payload) == {"text", "state", "host", "run_id", "sent_at", "items",
+                                "more_items"}
 
 
 @pytest.mark.parametrize("url, kind", [

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from backend_simulators import EvolutionSimulator
-from conftest import BACKEND_KEY, ROOT, gateway_client, settings_for
+from conftest import BACKEND_KEY, ROOT, gateway_client, listed_channels, settings_for
 from gateway_simulator import html_fault
 
 sys.path.insert(0, str(ROOT))
@@ -33,21 +33,13 @@ def client(sim, **extra):
     return gateway_client({**settings_for("evolution", sim), **extra})
 
 
-def listed(sim) -> dict:
-    return {c.id: c for c in client(sim).list_sessions().channels}
-
-
-def test_the_registry_gives_the_evolution_client(sim):
-    assert type(client(sim)).__name__ == "EvolutionGateway"
-
-
 def test_the_live_state_of_each_instance_gives_its_condition(sim):
     sim.add_instance("open", "open").add_instance("close", "close") \
         .add_instance("reconnecting", "connecting", db="open") \
         .add_instance("qr", "connecting", db="connecting") \
         .add_instance("logged_out", "close", code=401) \
         .add_instance("unloaded", None, db="open")
-    channels = listed(sim)
+    channels = listed_channels(client(sim))
     assert {name: (c.status, c.condition) for name, c in channels.items()} == {
         "open": ("open", "connected"), "close": ("close", "stopped"),
         "reconnecting": ("connecting", "transient"), "qr": ("connecting", "needs_person"),
@@ -62,17 +54,17 @@ def test_the_live_state_of_each_instance_gives_its_condition(sim):
 def test_a_closed_instance_is_connected_from_its_stored_login(sim):
     sim.add_instance("a", "close", on_connect="recover")
     gateway = client(sim)
-    kick = gateway.revive(Channel("a", "close"))
-    assert kick == Revival("reconnect_requested", "connect requested: Evolution reconnects the "
-                                               "instance from its stored login")
+    revival = gateway.revive(Channel("a", "close"))
+    assert revival == Revival("reconnect_requested", "connect requested: Evolution reconnects "
+                                                  "the instance from its stored login")
     assert [c["path"] for c in sim.calls("connect")] == ["/instance/connect/a"]
     assert gateway.list_sessions().channels == [Channel("a", "open", "connected")]
 
 
 def test_a_connect_that_answers_a_qr_goes_to_a_person(sim):
     sim.add_instance("a", "close", on_connect="qr")
-    kick = client(sim).revive(Channel("a", "close"))
-    assert kick.outcome == "qr_issued" and "Evolution manager" in kick.detail
+    revival = client(sim).revive(Channel("a", "close"))
+    assert revival.outcome == "qr_issued" and "Evolution manager" in revival.detail
 
 
 def test_a_connect_on_an_open_instance_is_already_connected(sim):
@@ -82,8 +74,8 @@ def test_a_connect_on_an_open_instance_is_already_connected(sim):
 
 def test_an_instance_this_process_never_loaded_needs_an_evolution_restart(sim):
     sim.add_instance("a", None, db="open")
-    kick = client(sim).revive(Channel("a", EVOLUTION_NOT_LOADED))
-    assert kick == Revival("restart_gateway", EVOLUTION_RESTART_ADVICE)
+    revival = client(sim).revive(Channel("a", EVOLUTION_NOT_LOADED))
+    assert revival == Revival("restart_gateway", EVOLUTION_RESTART_ADVICE)
 
 
 def test_a_connected_or_reconnecting_instance_is_restarted_not_connected(sim):
@@ -118,6 +110,6 @@ def test_every_state_read_failing_is_the_gateway_failing(sim):
 def test_one_state_read_failing_leaves_that_instance_unknown(sim):
     sim.add_instance("a", "open").add_instance("b", "close")
     sim.set_fault("state", html_fault(502, channel="b"))
-    channels = listed(sim)
+    channels = listed_channels(client(sim))
     assert channels["a"].condition == "connected"
     assert (channels["b"].status, channels["b"].condition) == ("(unknown)", "unknown")

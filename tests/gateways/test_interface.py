@@ -16,7 +16,7 @@ from gateway_simulator import GatewaySimulator
 sys.path.insert(0, str(ROOT))
 from healthcheck.constants import CRITICAL
 from healthcheck.errors import HealthcheckError
-from healthcheck.gateways import GATEWAYS
+from healthcheck.gateways import CLIENTS, GATEWAYS
 from healthcheck.gateways.base import Abilities, Gateway
 from healthcheck.model import Channel
 
@@ -88,6 +88,12 @@ def test_every_client_is_a_gateway_that_declares_what_it_can_do():
         assert issubclass(client, Gateway), kind
         assert isinstance(client.abilities, Abilities), kind
         assert isinstance(client.USUAL_PORT, int) and client.KEY_REFUSED.strip(), kind
+
+
+def test_the_registry_gives_each_configured_gateway_its_client(gateway):
+    kind, sim, drive = gateway
+    client = gateway_client(drive.settings(sim))
+    assert type(client).__name__ == CLIENTS[kind][1] and client.display_url == sim.url
 
 
 def test_a_wrong_key_fails_the_listing_critical_in_the_gateways_words(gateway):

@@ -2,7 +2,7 @@
 
 The client comes from the registry, as a run builds it, with Settings read from a plain dict;
 its list_sessions and revive go over real HTTP to tests/support/gateway_simulator.py. What
-comes back is checked as the model's Listing, Channel and Kick.
+comes back is checked as the model's Listing, Channel and Revival.
 """
 
 import sys
@@ -75,22 +75,22 @@ def test_entries_without_an_id_are_problems_and_duplicates_are_listed_once(sim):
 def test_a_disconnected_channel_is_revived_from_its_stored_login(sim):
     sim.add_channel("imobsites", "disconnected", "reconnect")
     gateway = client(sim)
-    kick = gateway.revive(Channel("imobsites", "disconnected"))
-    assert kick == Revival("reconnect_requested", "reconnect requested from the stored login")
+    revival = gateway.revive(Channel("imobsites", "disconnected"))
+    assert revival == Revival("reconnect_requested", "reconnect requested from the stored login")
     assert gateway.list_sessions().channels == [Channel("imobsites", "connected")]
 
 
 def test_a_lost_login_comes_back_as_a_qr_for_a_person(sim):
     sim.add_channel("imobsites", "disconnected", "qr")
-    kick = client(sim).revive(Channel("imobsites", "disconnected"))
-    assert kick.outcome == "qr_issued" and "scan a new QR code" in kick.detail
+    revival = client(sim).revive(Channel("imobsites", "disconnected"))
+    assert revival.outcome == "qr_issued" and "scan a new QR code" in revival.detail
     assert sim.channels["imobsites"]["status"] == "qr_required"
 
 
 def test_a_client_that_is_not_running_is_relaunched_with_start_session(sim):
     sim.add_channel("imobsites", "disconnected", "not_started")
-    kick = client(sim).revive(Channel("imobsites", "disconnected"))
-    assert kick.outcome == "start_session_requested"
+    revival = client(sim).revive(Channel("imobsites", "disconnected"))
+    assert revival.outcome == "start_session_requested"
     assert [r["endpoint"] for r in sim.requests] == ["qr", "start"]
 
 
@@ -117,8 +117,9 @@ def test_a_wrong_key_under_the_generic_names_names_the_generic_setting(sim):
         gateway.list_sessions()
 
 
-def test_a_failed_revive_is_a_failed_kick_not_an_exception(sim):
+def test_a_failed_revive_call_is_a_failed_revival_not_an_exception(sim):
     sim.add_channel("a", "disconnected")
     sim.set_fault("qr", json_fault(500, {"success": False, "error": "puppeteer crashed"}))
-    kick = client(sim).revive(Channel("a", "disconnected"))
-    assert kick == Revival("failed", "reconnect call: HTTP 500, gateway error: puppeteer crashed")
+    revival = client(sim).revive(Channel("a", "disconnected"))
+    assert revival == Revival("failed",
+                              "reconnect call: HTTP 500, gateway error: puppeteer crashed")

@@ -46,9 +46,9 @@ def test_channel_key_ignores_case_and_spaces():
 
 
 def test_qr_answer_with_a_data_url_is_a_qr():
-    kick = classify_qr_answer(answer(body=b'{"result": {"base64Qrimg": "data:image/png;'
-                                             b'base64,AAAA"}}'))
-    assert kick.outcome == "qr_issued"
+    revival = classify_qr_answer(answer(body=b'{"result": {"base64Qrimg": "data:image/png;'
+                                                b'base64,AAAA"}}'))
+    assert revival.outcome == "qr_issued"
 
 
 def test_qr_answer_with_empty_qr_is_a_reconnect_request():
@@ -57,9 +57,9 @@ def test_qr_answer_with_empty_qr_is_a_reconnect_request():
 
 
 def test_redirect_answer_is_a_failure_naming_the_target():
-    kick = classify_qr_answer(answer(301, b"", "text/html",
-                                        location="https://evil.example/x?y"))
-    assert kick.outcome == "failed" and "https://evil.example" in kick.detail
+    revival = classify_qr_answer(answer(301, b"", "text/html",
+                                           location="https://evil.example/x?y"))
+    assert revival.outcome == "failed" and "https://evil.example" in revival.detail
 
 
 def test_redactor_hides_the_secret_whole_and_in_part():

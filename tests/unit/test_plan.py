@@ -71,7 +71,7 @@ def test_a_silent_connected_channel_is_alerted_or_restarted_as_the_policy_says()
     assert plan.revivals == [(channel, True)]  # a restart of a connected one
 
 
-def test_a_stopped_channel_is_kicked_at_once():
+def test_a_stopped_channel_is_revived_at_once():
     channel = Channel("a", "disconnected")
     plan = plan_run(Listing([channel], []), (), {}, {}, NOW, PlanPolicy(), False)
     assert plan.channels[0].action == "kick" and plan.revivals == [(channel, False)]
@@ -123,37 +123,37 @@ def test_a_first_qr_and_a_channel_without_incident_are_due():
     assert revive_due({}, "qr_required", NOW, 6, needs_person=True) == (True, "")
 
 
-def test_after_a_qr_kicks_come_on_runs_2_4_8_of_the_qr_phase():
+def test_after_a_qr_revives_come_on_runs_2_4_8_of_the_qr_phase():
     due = {run: revive_due(qr_incident(run - 1, last), "qr_required", NOW, 6)[0]
            for run, last in ((2, 1), (3, 2), (4, 2), (5, 4), (7, 4), (8, 4), (9, 8))}
     assert due == {2: True, 3: False, 4: True, 5: False, 7: False, 8: True, 9: False}
 
 
-def test_a_waiting_qr_says_when_its_next_kick_is_and_that_force_overrides():
+def test_a_waiting_qr_says_when_its_next_revive_is_and_that_force_overrides():
     due, why = revive_due(qr_incident(2, 2), "qr_required", NOW, 6)
     assert not due
     assert "next kick on run 4 of the incident or at 2026-02-09 20:15" in why
     assert "--force" in why
 
 
-def test_the_retry_interval_kicks_whatever_the_doubling():
+def test_the_retry_interval_revives_whatever_the_doubling():
     assert revive_due(qr_incident(20, 16, kicked=ago(hours=6)), "qr_required", NOW, 6)[0]
     assert not revive_due(qr_incident(20, 16, kicked=ago(hours=5)), "qr_required", NOW, 6)[0]
     assert revive_due(qr_incident(20, 16, kicked=ago(hours=2)), "qr_required", NOW, 1)[0]
 
 
-def test_a_status_change_or_an_unreadable_kick_time_kicks_at_once():
+def test_a_status_change_or_an_unreadable_revive_time_revives_at_once():
     assert revive_due(qr_incident(2, 2), "disconnected", NOW, 6) == (True, "")
     assert revive_due(qr_incident(2, 2, kicked="not a time"), "qr_required", NOW, 6) \
         == (True, "")
 
 
-def test_outcomes_a_kick_can_fix_are_never_backed_off():
+def test_outcomes_a_revive_can_fix_are_never_backed_off():
     incident = qr_incident(2, 2, status="disconnected", outcome="reconnect_requested")
     assert revive_due(incident, "disconnected", NOW, 6) == (True, "")
 
 
-def test_the_plan_waits_on_a_qr_and_force_kicks_it():
+def test_the_plan_waits_on_a_qr_and_force_revives_it():
     channel = Channel("a", "qr_required", "needs_person")
     waiting = plan_one(channel, qr_incident(2, 2))
     assert waiting.action == "wait_qr" and "next kick on run 4" in waiting.detail
@@ -180,7 +180,7 @@ def test_a_starting_session_is_left_alone_for_its_grace():
     assert "10 more min" in plan_one(Channel("a", "starting", "transient"), moved).detail
 
 
-def test_a_session_still_starting_past_its_grace_is_kicked_or_reported_stuck():
+def test_a_session_still_starting_past_its_grace_is_revived_or_reported_stuck():
     incident = {"last_status": "INITIALIZING", "status_since": ago(minutes=40)}
     channel = Channel("a", "INITIALIZING", "transient")
     assert plan_one(channel, incident).action == "kick"
@@ -189,7 +189,7 @@ def test_a_session_still_starting_past_its_grace_is_kicked_or_reported_stuck():
     assert "still INITIALIZING after 40 min" in stuck.detail and STUCK_ADVICE in stuck.detail
 
 
-def test_force_inside_the_grace_kicks_quietly_only_where_a_revive_is_safe():
+def test_force_inside_the_grace_revives_quietly_only_where_a_revive_is_safe():
     channel = Channel("a", "starting", "transient")
     forced = plan_one(channel, force=True)
     assert (forced.action, forced.in_grace) == ("kick", True)
@@ -232,28 +232,28 @@ def test_a_loop_revived_once_is_not_revived_again_before_the_retry_interval():
 
 # -- after_revive ---------------------------------------------------------------------------------
 
-def test_after_revive_keeps_the_kick_when_nothing_was_read_or_it_is_final():
-    kick = Revival("reconnect_requested", "asked")
-    assert after_revive(kick, None, PlanPolicy()) is kick
+def test_after_revive_keeps_the_revive_when_nothing_was_read_or_it_is_final():
+    revival = Revival("reconnect_requested", "asked")
+    assert after_revive(revival, None, PlanPolicy()) is revival
     for final in (Revival("qr_issued", "scan"), Revival("failed", "HTTP 500")):
         assert after_revive(final, Channel("a", "x", "needs_person"), PlanPolicy()) is final
-    assert after_revive(kick, Channel("a", "connected"), PlanPolicy()) is kick
+    assert after_revive(revival, Channel("a", "connected"), PlanPolicy()) is revival
 
 
 def test_a_qr_seen_after_the_revive_goes_to_a_person_now():
-    kick = Revival("reconnect_requested", "asked")
+    revival = Revival("reconnect_requested", "asked")
     seen = Channel("a", "SCAN_QR_CODE", "needs_person")
-    assert after_revive(kick, seen, PlanPolicy()) == Revival(
+    assert after_revive(revival, seen, PlanPolicy()) == Revival(
         "qr_issued", "status SCAN_QR_CODE after the revive: a person must scan a new QR code")
     told = Channel("a", "close", "needs_person", "closed with code 401")
-    assert after_revive(kick, told, PlanPolicy()).detail.endswith("closed with code 401")
+    assert after_revive(revival, told, PlanPolicy()).detail.endswith("closed with code 401")
 
 
 def test_stopped_again_after_a_start_session_is_a_lost_login():
-    kick = Revival("start_session_requested", "started")
+    revival = Revival("start_session_requested", "started")
     seen = Channel("a", "CLOSED")
-    assert after_revive(kick, seen, WPPCONNECT) == Revival(
+    assert after_revive(revival, seen, WPPCONNECT) == Revival(
         "qr_issued", f"stopped again after its start-session: {WPPCONNECT_LOGIN_GONE}")
-    assert after_revive(kick, seen, PlanPolicy()) is kick  # not a word of this gateway
+    assert after_revive(revival, seen, PlanPolicy()) is revival  # not a word of this gateway
     assert after_revive(Revival("reconnect_requested", "x"), seen, WPPCONNECT).outcome \
         == "reconnect_requested"
