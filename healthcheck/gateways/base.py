@@ -51,7 +51,6 @@ class Gateway(ABC):
         self.budget_end = budget_end
         self.http = HttpClient(settings, budget_end, self.auth_headers(settings.secret),
                                self.key_refused, self.BACKEND, self.USUAL_PORT)
-        self.display_url = self.http.display_url
 
     @abstractmethod
     def list_sessions(self) -> Listing:

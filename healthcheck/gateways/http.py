@@ -109,9 +109,8 @@ class HttpClient:
         self.settings = settings
         self.budget_end = budget_end
         self._key_refused = key_refused
-        self.display_url = display_url(settings.base_url)
-        self.origin = Origin(self.display_url, settings.url_setting, settings.key_setting,
-                             settings.redact, backend, usual_port)
+        self.origin = Origin(display_url(settings.base_url), settings.url_setting,
+                             settings.key_setting, settings.redact, backend, usual_port)
         self._session = requests.Session()
         self._session.headers.update({**auth_headers,
                                       "Accept": "application/json",
@@ -149,7 +148,7 @@ class HttpClient:
             raise HealthcheckError("deadline: no time left in HEALTHCHECK_DEADLINE", CRITICAL)
         limit, limit_name = (timeout, timeout_name) if timeout <= left else (
             left, "HEALTHCHECK_DEADLINE")
-        too_slow = (f"no complete answer from {self.display_url} within {limit:g}s "
+        too_slow = (f"no complete answer from {self.origin.url} within {limit:g}s "
                     f"({limit_name}); {self.origin.suspects('or')} is hung or overloaded")
         try:
             return call_with_timeout(lambda: self._fetch(method, path, limit, too_slow,
@@ -175,7 +174,7 @@ class HttpClient:
                 if encoding not in ("", "identity"):
                     # Not asked for; a few KB of gzip can inflate to gigabytes on old urllib3.
                     raise HealthcheckError(
-                        f"{self.display_url} sent a compressed answer "
+                        f"{self.origin.url} sent a compressed answer "
                         f"({self.origin.quote(encoding, 40)}) although none was asked for; "
                         f"refused unread: check the proxy in front of the gateway", CRITICAL)
                 chunks, size = [], 0
@@ -201,7 +200,7 @@ class HttpClient:
         except ValueError as exc:
             # requests parses a Location even when it does not follow it: `http://[::1` or a
             # byte that is not UTF-8 raises here, not as a RequestException.
-            raise HealthcheckError(f"{self.display_url} sent an answer that cannot be parsed "
+            raise HealthcheckError(f"{self.origin.url} sent an answer that cannot be parsed "
                                    f"({type(exc).__name__}), such as a redirect to an address "
                                    f"that cannot be read; nothing was followed: check "
                                    f"{self.origin.url_setting} and the proxy in front of the "
@@ -210,14 +209,14 @@ class HttpClient:
 
     def _too_big(self, status: int) -> HealthcheckError:
         # A 2xx this size is an answer outside the contract (UNKNOWN); an error page, CRITICAL.
-        return HealthcheckError(f"{self.display_url} sent an answer over "
+        return HealthcheckError(f"{self.origin.url} sent an answer over "
                                 f"{MAX_BODY_BYTES // 2**20} MB (HTTP {status}); refused unread: "
                                 f"check that {self.origin.url_setting} points at the gateway",
                                 UNKNOWN if 200 <= status < 300 else CRITICAL)
 
     def _describe_transport_error(self, exc: "requests.RequestException") -> str:
         """Say what failed below HTTP, and what to check."""
-        where = self.display_url
+        where = self.origin.url
         chain = _exception_chain_text(exc)
         if isinstance(exc, requests.exceptions.SSLError) and any(
                 s in chain for s in ("wrong version number", "record layer failure",

@@ -93,7 +93,7 @@ def test_every_client_is_a_gateway_that_declares_what_it_can_do():
 def test_the_registry_gives_each_configured_gateway_its_client(gateway):
     kind, sim, drive = gateway
     client = gateway_client(drive.settings(sim))
-    assert type(client).__name__ == CLIENTS[kind][1] and client.display_url == sim.url
+    assert type(client).__name__ == CLIENTS[kind][1] and client.http.origin.url == sim.url
 
 
 def test_a_wrong_key_fails_the_listing_critical_in_the_gateways_words(gateway):

@@ -34,7 +34,7 @@ def client(sim, **extra):
 def test_the_registry_builds_the_wrapper_client_from_the_default_settings(sim):
     gateway = client(sim)
     assert type(gateway).__name__ == "WrapperGateway"
-    assert gateway.display_url == sim.url
+    assert gateway.http.origin.url == sim.url
 
 
 def test_connected_and_disconnected_channels_are_listed_with_their_condition(sim):
