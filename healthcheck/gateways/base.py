@@ -33,8 +33,8 @@ class Gateway(ABC):
 
     A client lists the sessions (`list_sessions`, mapping its own words onto conditions) and
     revives one without losing its login (`revive`); `abilities` says what revive can do,
-    `KEY_REFUSED` names its own settings when the key is refused, and `BACKEND` and
-    `USUAL_PORT` word its advice. A new gateway is one module with one subclass, and one line
+    `KEY_REFUSED` names its own settings when the key is refused, and `BACKEND` words its
+    advice (its usual port is its example address's, in constants.GATEWAY_TYPES). A new gateway is one module with one subclass, and one line
     in the registry's CLIENTS table (gateways/__init__.py).
     """
 
@@ -43,14 +43,12 @@ class Gateway(ABC):
     KEY_REFUSED = "the gateway refused the key; check HEALTHCHECK_GATEWAY_KEY"
     #: What runs behind the gateway and may be the part failing, named in advice (or None).
     BACKEND: Optional[str] = None
-    #: The port the gateway listens on unless told otherwise, for "is the port right?".
-    USUAL_PORT: Optional[int] = None
 
     def __init__(self, settings: "Settings", budget_end: float):
         self.settings = settings
         self.budget_end = budget_end
         self.http = HttpClient(settings, budget_end, self.auth_headers(settings.secret),
-                               self.key_refused, self.BACKEND, self.USUAL_PORT)
+                               self.key_refused, self.BACKEND)
 
     @abstractmethod
     def list_sessions(self) -> Listing:

@@ -34,7 +34,6 @@ class EvolutionGateway(Gateway):
 
     abilities = Abilities(revive_transient=True, restart_connected=True,
                           reconnect_loop_words=frozenset({"close", "connecting"}))
-    USUAL_PORT = 8080
     KEY_REFUSED = ("Evolution API refused the key; check HEALTHCHECK_GATEWAY_KEY (its global "
                    "AUTHENTICATION_API_KEY, not an instance's token)")
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Optional
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -15,6 +15,7 @@ from ..bounded import call_with_timeout
 from ..constants import (
     CRITICAL,
     DEADLINE_CHECK_EVERY,
+    GATEWAY_TYPES,
     MAX_BODY_BYTES,
     MAX_CHANNEL_ID_CHARS,
     MAX_QUOTE_CHARS,
@@ -105,10 +106,12 @@ class HttpClient:
 
     def __init__(self, settings: Settings, budget_end: float, auth_headers: dict[str, str],
                  key_refused: Optional[Callable[["Answer"], str]] = None,
-                 backend: Optional[str] = None, usual_port: Optional[int] = None):
+                 backend: Optional[str] = None):
         self.settings = settings
         self.budget_end = budget_end
         self._key_refused = key_refused
+        # The port of the gateway's example address is the one it listens on by default.
+        usual_port = urlsplit(GATEWAY_TYPES[settings.gateway]).port
         self.origin = Origin(display_url(settings.base_url), settings.url_setting,
                              settings.key_setting, settings.redact, backend, usual_port)
         self._session = requests.Session()

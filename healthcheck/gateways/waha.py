@@ -22,7 +22,6 @@ class WahaGateway(Gateway):
     """
 
     abilities = Abilities(revive_transient=True, restart_connected=True)
-    USUAL_PORT = 3000
     KEY_REFUSED = ("WAHA refused the key; check HEALTHCHECK_GATEWAY_KEY (WAHA's WAHA_API_KEY; a "
                    "WAHA started without one makes a key at boot and prints it in its log)")
 

@@ -29,7 +29,6 @@ class WppconnectGateway(Gateway):
 
     abilities = Abilities(revive_transient=False, restart_connected=True,
                           lost_login_after_start=frozenset({"CLOSED"}))
-    USUAL_PORT = 21465
     # A wrong key is a 400 on the listing; a 401 is a session's token, minted with the key.
     KEY_REFUSED = ("the server refused the token minted for this session a moment ago (the key "
                    "itself was accepted); check that no proxy in front of WPPConnect-Server "

@@ -31,7 +31,6 @@ class WrapperGateway(Gateway):
     """
 
     BACKEND = "WPPConnect"  # the wrapper fronts a WPPConnect server
-    USUAL_PORT = 8443
     #: How the other gateways refuse a key, so that a wrapper setting pointed at one of them
     #: (HEALTHCHECK_GATEWAY left unset) says so: (its name, its HEALTHCHECK_GATEWAY, the fields
     #: of its 401 body).

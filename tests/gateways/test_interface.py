@@ -8,13 +8,14 @@ key, and a revive that comes to "a person must scan a QR".
 import sys
 from dataclasses import dataclass
 from typing import Callable
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import BACKEND_KEY, ROOT, SECRET, gateway_client, settings_for
 from gateway_simulator import GatewaySimulator
 
 sys.path.insert(0, str(ROOT))
-from healthcheck.constants import CRITICAL
+from healthcheck.constants import CRITICAL, GATEWAY_TYPES
 from healthcheck.errors import HealthcheckError
 from healthcheck.gateways import CLIENTS, GATEWAYS
 from healthcheck.gateways.base import Abilities, Gateway
@@ -87,7 +88,7 @@ def test_every_client_is_a_gateway_that_declares_what_it_can_do():
     for kind, client in GATEWAYS.items():
         assert issubclass(client, Gateway), kind
         assert isinstance(client.abilities, Abilities), kind
-        assert isinstance(client.USUAL_PORT, int) and client.KEY_REFUSED.strip(), kind
+        assert urlsplit(GATEWAY_TYPES[kind]).port and client.KEY_REFUSED.strip(), kind
 
 
 def test_the_registry_gives_each_configured_gateway_its_client(gateway):

@@ -4,8 +4,12 @@ Read with the standard library's ast, so the test needs nothing installed.
 """
 
 import ast
+import sys
 
 from conftest import PACKAGE, ROOT
+
+sys.path.insert(0, str(ROOT))
+from healthcheck.constants import GATEWAY_TYPES
 
 #: Decide from plain data; never import a module that talks to the world.
 PURE = {"constants", "errors", "text", "times", "model", "activity", "silence", "plan", "report",
@@ -86,6 +90,8 @@ def test_each_gateway_is_one_module_behind_the_declared_interface():
                  and [ast.unparse(t) for t in n.targets] == ["CLIENTS"])
     registered = ast.literal_eval(table)  # one line per gateway: kind -> (module, class)
     assert set(registered) == {"wrapper", "waha", "evolution", "wppconnect"}
+    # HEALTHCHECK_GATEWAY is checked against GATEWAY_TYPES: the same gateways, both tables.
+    assert set(registered) == set(GATEWAY_TYPES)
     for module, name in registered.values():
         tree = modules()[f"gateways.{module}"]
         classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
