@@ -509,7 +509,7 @@ def interrupted_report(settings: Settings, run: RunContext, signal_name: str) ->
     return report
 
 
-def bug_report(dry_run: bool, redact: Optional[Callable[[str], str]] = None,
+def bug_report(dry_run: bool, redact: Callable[[str], str],
                gateway_failed: bool = False) -> Report:
     """Report the exception being handled as a bug: one line here, its traceback for the log.
 
